@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/mailaddr"
+	"github.com/sekisho/sekisho/internal/server"
+	"github.com/sekisho/sekisho/internal/store"
+)
+
+func cmdList(ctx context.Context, args []string, e env) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	path := configFlag(fs)
+	owner := fs.String("owner", "", "owning user (alias, white)")
+	kind := fs.String("kind", "", "white: from|to; relay: sender|pair")
+	ttl := fs.Duration("ttl", 0, "expire after this long (e.g. 24h)")
+	note := fs.String("note", "", "note")
+	target := fs.String("target", "", "alias: the mailbox it delivers to (default: -owner)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usageErr("list show|add|del alias|white|decoy|black|relay|audir [ENTRY] [-owner A] [-kind from|to] [-ttl D] [-note T]")
+	}
+	verb := pos[0]
+	l, ok := store.ParseList(pos[1])
+	if !ok {
+		return usageErr("unknown list %q (want alias, white, decoy, black, relay or audir)", pos[1])
+	}
+	switch verb {
+	case "show":
+		if len(pos) > 3 {
+			return usageErr("list show LIST [SEARCH]")
+		}
+	case "add", "del":
+		if len(pos) != 3 {
+			return usageErr("list %s %s needs one ENTRY", verb, l)
+		}
+	default:
+		return usageErr("unknown list command %q (want show, add or del)", verb)
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	var entry store.Entry
+	if verb != "show" {
+		entry, err = listEntry(l, pos[2], *kind, *owner, *target, *note, *ttl, time.Now())
+		if err != nil {
+			return err
+		}
+	}
+	st, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch verb {
+	case "show":
+		q := store.Query{Owner: *owner}
+		if len(pos) == 3 {
+			q.Q = pos[2]
+		}
+		entries, err := st.Entries(ctx, l, q)
+		if err != nil {
+			return err
+		}
+		printEntries(e, l, entries)
+		return nil
+	case "add":
+		if err := st.Put(ctx, entry); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: added %s\n", l, entry.Key)
+		return nil
+	}
+	err = st.Delete(ctx, l, entry.Key, entry.Kind, entry.Owner)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s: no entry %s (kind %q, owner %q)", l, entry.Key, entry.Kind, entry.Owner)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: deleted %s\n", l, entry.Key)
+	return nil
+}
+
+// listEntry validates and normalises an entry given on the command line.
+func listEntry(l store.List, raw, kind, owner, target, note string, ttl time.Duration, now time.Time) (store.Entry, error) {
+	e := store.Entry{List: l, Kind: kind, Note: note}
+	if owner != "" {
+		a, err := mailaddr.Parse(owner)
+		if err != nil {
+			return e, fmt.Errorf("-owner %q: %w", owner, err)
+		}
+		e.Owner = a.Key()
+	}
+	if ttl < 0 {
+		return e, usageErr("-ttl must be positive")
+	}
+	if ttl > 0 {
+		e.Expires = now.Add(ttl)
+	}
+	switch l {
+	case store.White:
+		if kind == "" {
+			e.Kind = store.KindFrom
+		}
+		if e.Kind != store.KindFrom && e.Kind != store.KindTo {
+			return e, usageErr("-kind %q: want from or to", kind)
+		}
+		key, err := addressOrDomain(raw)
+		if err != nil {
+			return e, err
+		}
+		e.Key = key
+	case store.Relay:
+		if kind == "" {
+			e.Kind = store.KindSender
+		}
+		switch e.Kind {
+		case store.KindSender:
+			a, err := mailaddr.Parse(raw)
+			if err != nil {
+				return e, fmt.Errorf("entry %q: %w", raw, err)
+			}
+			e.Key = a.Key()
+		case store.KindPair:
+			s, r, ok := strings.Cut(raw, ",")
+			sa, err1 := mailaddr.Parse(s)
+			ra, err2 := mailaddr.Parse(r)
+			if !ok || err1 != nil || err2 != nil {
+				return e, usageErr("relay pair entry %q: want SENDER,RECIPIENT", raw)
+			}
+			e.Key = store.PairKey(sa.Key(), ra.Key())
+		default:
+			return e, usageErr("-kind %q: want sender or pair", kind)
+		}
+	case store.Black:
+		if kind != "" {
+			return e, usageErr("black entries have no kind")
+		}
+		ip, network, isAddr := lists.ParseBlackKey(raw)
+		switch {
+		case ip.IsValid():
+			e.Key = ip.String()
+		case network.IsValid():
+			e.Key = network.String()
+		case isAddr:
+			a, err := mailaddr.Parse(raw)
+			if err != nil {
+				return e, fmt.Errorf("entry %q: not an IP, CIDR or address: %w", raw, err)
+			}
+			e.Key = a.Key()
+		}
+		e.Source = "admin"
+		if e.Note == "" {
+			e.Note = "added by command line"
+		}
+	case store.Alias:
+		if kind != "" {
+			return e, usageErr("alias entries have no kind")
+		}
+		a, err := mailaddr.Parse(raw)
+		if err != nil {
+			return e, fmt.Errorf("entry %q: %w", raw, err)
+		}
+		e.Key = a.Key()
+		e.Target = e.Owner
+		if target != "" {
+			t, err := mailaddr.Parse(target)
+			if err != nil {
+				return e, fmt.Errorf("-target %q: %w", target, err)
+			}
+			e.Target = t.Key()
+		}
+		if e.Target == "" {
+			return e, usageErr("an alias needs -owner (or -target): the mailbox it delivers to")
+		}
+		if e.Owner == "" {
+			e.Owner = e.Target
+		}
+	case store.Decoy:
+		if kind != "" {
+			return e, usageErr("decoy entries have no kind")
+		}
+		a, err := mailaddr.Parse(raw)
+		if err != nil {
+			return e, fmt.Errorf("entry %q: %w", raw, err)
+		}
+		e.Key = a.Key()
+	case store.Audir:
+		e.Key = raw // token hashes are managed by the confirmation flow; show/del only
+	}
+	return e, nil
+}
+
+// addressOrDomain accepts an address or @domain.
+func addressOrDomain(raw string) (string, error) {
+	if d, ok := strings.CutPrefix(raw, "@"); ok {
+		dom, valid := mailaddr.Domain(d)
+		if !valid {
+			return "", fmt.Errorf("entry %q: bad domain", raw)
+		}
+		return "@" + dom, nil
+	}
+	a, err := mailaddr.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("entry %q: %w", raw, err)
+	}
+	return a.Key(), nil
+}
+
+func printEntries(e env, l store.List, entries []store.Entry) {
+	w := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ENTRY\tKIND\tOWNER\tTARGET\tSOURCE\tEXPIRES\tHITS\tNOTE")
+	for _, x := range entries {
+		exp := "-"
+		if !x.Expires.IsZero() {
+			exp = x.Expires.Local().Format("2006-01-02 15:04")
+		}
+		key := x.Key
+		if l == store.Relay && x.Kind == store.KindPair {
+			key = strings.Replace(key, " ", ",", 1)
+		}
+		state := ""
+		if x.Disabled {
+			state = " (disabled)"
+		}
+		fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", key, state, dash(x.Kind), dash(x.Owner), dash(x.Target), dash(x.Source), exp, x.Hits, x.Note)
+	}
+	w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,79 @@
+// Package release forwards held mail to the upstream servers and records the sender's pass
+// history, for the command line now and the confirmation page and portal later.
+package release
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/upstream"
+)
+
+// Releaser releases held messages.
+type Releaser struct {
+	Store    store.Store
+	Upstream *upstream.Pool
+	Scope    string // confirm_scope: "sender" adds the sender to RELAY, "recipient" the pairs
+	Log      *slog.Logger
+}
+
+// Release forwards held message id to rcpts (all its recipients when nil), adds the sender to
+// RELAY, and removes the delivered recipients from the held message. It returns how many
+// recipients the upstream accepted. The message stays held for any recipient not accepted.
+func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int, error) {
+	h, data, err := r.Store.HeldGet(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	var to []string
+	for _, hr := range h.Rcpts {
+		if rcpts == nil || slices.Contains(rcpts, hr.Rcpt) {
+			to = append(to, hr.Rcpt)
+		}
+	}
+	if len(to) == 0 {
+		return 0, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
+	}
+	res, err := r.Upstream.Send(ctx, upstream.Envelope{From: h.From, To: to}, data)
+	if err != nil {
+		return 0, fmt.Errorf("release %s: %w", id, err)
+	}
+	var done []string
+	for i, rerr := range res.Rcpt {
+		if rerr == nil {
+			done = append(done, to[i])
+		} else {
+			r.Log.Warn("release: upstream refused recipient", "held", id, "rcpt", to[i], "err", rerr)
+		}
+	}
+	if len(done) == 0 {
+		return 0, fmt.Errorf("release %s: upstream refused every recipient: %v", id, res.Rcpt[0])
+	}
+	if err := r.Store.HeldRemove(ctx, id, done); err != nil {
+		return len(done), fmt.Errorf("release %s: delivered, but not removed from the held queue: %w", id, err)
+	}
+	if h.From != "" {
+		if err := r.remember(ctx, h.From, done); err != nil {
+			return len(done), fmt.Errorf("release %s: delivered, but pass history not recorded: %w", id, err)
+		}
+	}
+	r.Log.Info("held mail released", "held", id, "from", h.From, "rcpts", done, "upstream", res.Server)
+	return len(done), nil
+}
+
+// remember adds the sender (or the sender-recipient pairs) to RELAY.
+func (r *Releaser) remember(ctx context.Context, sender string, rcpts []string) error {
+	if r.Scope == "recipient" {
+		for _, rc := range rcpts {
+			e := store.Entry{List: store.Relay, Key: store.PairKey(sender, rc), Kind: store.KindPair, Note: "released"}
+			if err := r.Store.Put(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return r.Store.Put(ctx, store.Entry{List: store.Relay, Key: sender, Kind: store.KindSender, Note: "released"})
+}

@@ -1,0 +1,226 @@
+// Package server builds sekisho's parts from a Config and runs them: it opens the store,
+// loads the lists, binds every listener (failing before anything starts when one cannot
+// bind), serves, and shuts down in reverse order.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/certs"
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/smtpproxy"
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/sqlite"
+	"github.com/sekisho/sekisho/internal/upstream"
+)
+
+// FollowInterval is how often the lists poll the store's change log.
+const FollowInterval = 200 * time.Millisecond
+
+// OpenStore opens the store the configuration names.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Driver {
+	case "sqlite", "":
+		return sqlite.Open(ctx, cfg.Store.DSN)
+	}
+	return nil, fmt.Errorf("store.driver %q: not available in this build", cfg.Store.Driver)
+}
+
+// NewUpstream builds the upstream pool of the configuration.
+func NewUpstream(cfg *config.Config, log *slog.Logger) (*upstream.Pool, error) {
+	u := cfg.SMTP.Upstream
+	return upstream.New(upstream.Options{
+		Servers:        u.Servers,
+		Balance:        u.Balance,
+		TLS:            u.TLS,
+		XForward:       u.XForward,
+		HeloName:       cfg.Hostname,
+		ConnectTimeout: u.ConnectTimeout.Duration,
+		Logger:         log.With("component", "upstream"),
+	})
+}
+
+// Server is a running sekisho.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    store.Store
+	lists    *lists.Lists
+	upstream *upstream.Pool
+	proxy    *smtpproxy.Proxy
+	smtp     []boundSMTP
+}
+
+type boundSMTP struct {
+	l  net.Listener
+	lc smtpproxy.Listener
+}
+
+// New builds every part and binds every listener; on error nothing is left running.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	s.lists = lists.New()
+	if err = s.lists.Reload(ctx, s.store); err != nil {
+		return nil, err
+	}
+	if len(cfg.SMTP.Listeners) > 0 {
+		if err = s.buildSMTP(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) buildSMTP() error {
+	cfg := s.cfg
+	var tlsConfig *tls.Config
+	for _, lc := range cfg.SMTP.Listeners {
+		if lc.TLS != "none" && tlsConfig == nil {
+			var err error
+			if tlsConfig, err = certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Hostname, cfg.DataDir); err != nil {
+				return err
+			}
+		}
+	}
+	pool, err := NewUpstream(cfg, s.log)
+	if err != nil {
+		return fmt.Errorf("smtp.upstream: %w", err)
+	}
+	s.upstream = pool
+	var relay []netip.Prefix
+	for _, p := range cfg.SMTP.RelayNetworks {
+		relay = append(relay, p.Prefix)
+	}
+	a := cfg.Antispam
+	s.proxy = smtpproxy.New(smtpproxy.Options{
+		Hostname:         cfg.Hostname,
+		LocalDomains:     cfg.SMTP.LocalDomains,
+		RelayNetworks:    relay,
+		MaxMessageBytes:  cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:    cfg.SMTP.MaxRecipients,
+		DecoyAction:      a.DecoyAction,
+		BlackAction:      a.BlackAction,
+		BlackTTL:         a.BlackTTL.Duration,
+		NullSender:       a.NullSender,
+		ConfirmScope:     a.ConfirmScope,
+		HoldFor:          a.HoldFor.Duration,
+		MaxHeldPerSender: a.MaxHeldPerSender,
+	}, smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")})
+	for i, lc := range cfg.SMTP.Listeners {
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			return fmt.Errorf("smtp.listener[%d].address %s: %w", i, lc.Address, err)
+		}
+		s.smtp = append(s.smtp, boundSMTP{l: l, lc: smtpproxy.Listener{
+			Role: lc.Role, TLS: lc.TLS, RequireTLS: lc.RequireTLS, TLSConfig: tlsConfig,
+		}})
+	}
+	return nil
+}
+
+// SMTPAddrs returns the bound addresses of the SMTP listeners (useful with port 0).
+func (s *Server) SMTPAddrs() []net.Addr {
+	var out []net.Addr
+	for _, b := range s.smtp {
+		out = append(out, b.l.Addr())
+	}
+	return out
+}
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Lists returns the server's in-memory lists.
+func (s *Server) Lists() *lists.Lists { return s.lists }
+
+// Run serves until ctx ends, then shuts down gracefully: no new connections, transactions in
+// progress get up to grace to finish.
+func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, nil, s.log.With("component", "lists")) })
+	wg.Go(func() { s.expireLoop(bg) })
+
+	errc := make(chan error, len(s.smtp))
+	for _, b := range s.smtp {
+		s.log.Info("smtp listening", "address", b.l.Addr().String(), "role", b.lc.Role, "tls", b.lc.TLS)
+		wg.Go(func() {
+			if err := s.proxy.Serve(b.l, b.lc); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				errc <- fmt.Errorf("smtp listener %s: %w", b.l.Addr(), err)
+			}
+		})
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if s.proxy != nil {
+		if err := s.proxy.Shutdown(sctx); err != nil {
+			s.log.Warn("smtp shutdown", "err", err)
+		}
+	}
+	stopBG()
+	wg.Wait()
+	s.close()
+	s.log.Info("stopped")
+	return runErr
+}
+
+// expireLoop removes expired list entries and held mail once a minute.
+func (s *Server) expireLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if n, err := s.store.Expire(ctx, now); err != nil {
+			s.log.Warn("expire entries", "err", err)
+		} else if n > 0 {
+			s.log.Info("entries expired", "count", n)
+		}
+		if n, err := s.store.HeldExpire(ctx, now); err != nil {
+			s.log.Warn("expire held mail", "err", err)
+		} else if n > 0 {
+			s.log.Info("held mail expired", "count", n)
+		}
+	}
+}
+
+func (s *Server) close() {
+	for _, b := range s.smtp {
+		b.l.Close()
+	}
+	if s.upstream != nil {
+		s.upstream.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}

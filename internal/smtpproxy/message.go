@@ -1,0 +1,127 @@
+package smtpproxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// errBareLineEnding is returned for a message with a CR or LF that is not part of a CRLF.
+var errBareLineEnding = errors.New("bare CR or LF in message")
+
+// readMessage reads the whole DATA stream (go-smtp's reader has already undone the
+// dot-stuffing and enforces the size limit) and refuses any line ending other than CRLF:
+// a bare CR or LF is how SMTP smuggling hides a second message from the server behind us.
+func readMessage(r io.Reader, sizeHint int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if sizeHint > 0 && sizeHint < 64<<20 {
+		buf.Grow(int(sizeHint) + 512)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	body := buf.Bytes()
+	if err := checkLineEndings(body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// checkLineEndings reports errBareLineEnding unless every CR is followed by LF and every LF
+// preceded by CR.
+func checkLineEndings(b []byte) error {
+	for i := 0; ; {
+		j := bytes.IndexAny(b[i:], "\r\n")
+		if j < 0 {
+			return nil
+		}
+		i += j
+		if b[i] == '\n' || i+1 >= len(b) || b[i+1] != '\n' {
+			return errBareLineEnding
+		}
+		i += 2
+	}
+}
+
+// header holds the few header fields the proxy reads.
+type header struct {
+	Subject    string
+	MessageID  string
+	InReplyTo  string
+	References string
+}
+
+// maxHeaderBytes bounds how much of a message is parsed as its header.
+const maxHeaderBytes = 256 << 10
+
+// parseHeader reads the header section; a malformed header yields what could be read.
+func parseHeader(body []byte) header {
+	if len(body) > maxHeaderBytes {
+		body = body[:maxHeaderBytes]
+	}
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(body)))
+	h, _ := tp.ReadMIMEHeader()
+	return header{
+		Subject:    oneLine(h.Get("Subject")),
+		MessageID:  strings.TrimSpace(h.Get("Message-Id")),
+		InReplyTo:  strings.TrimSpace(h.Get("In-Reply-To")),
+		References: strings.TrimSpace(h.Get("References")),
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 998 {
+		s = s[:998]
+	}
+	return strings.TrimSpace(s)
+}
+
+// receivedInfo is what a Received header records (RFC 5321 §4.4).
+type receivedInfo struct {
+	Helo     string
+	ClientIP string
+	By       string
+	With     string // ESMTP, ESMTPS, ESMTPA, ESMTPSA (RFC 3848)
+	ID       string
+	For      string // the recipient when there is exactly one
+	At       time.Time
+}
+
+// received returns the Received header line, folded, with CRLF endings.
+func received(ri receivedInfo) []byte {
+	helo := sanitizeToken(ri.Helo)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s", helo, ri.ClientIP, ri.By, ri.With, ri.ID)
+	if ri.For != "" {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", ri.For)
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", ri.At.Format(time.RFC1123Z))
+	return b.Bytes()
+}
+
+// sanitizeToken keeps a client-supplied word from breaking the header.
+func sanitizeToken(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f || r == '(' || r == ')' || r == ';' {
+			return '_'
+		}
+		return r
+	}, s)
+}

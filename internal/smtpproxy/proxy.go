@@ -1,0 +1,183 @@
+// Package smtpproxy is the SMTP data path: go-smtp sessions that gather the facts of each
+// transaction, ask package policy for a verdict, and forward to the upstream servers or hold
+// the message in the store (SPEC §4).
+package smtpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/upstream"
+)
+
+// Options are the SMTP settings of SPEC §8 that the data path needs.
+type Options struct {
+	Hostname         string
+	LocalDomains     []string
+	RelayNetworks    []netip.Prefix
+	MaxMessageBytes  int64
+	MaxRecipients    int
+	DecoyAction      string        // reject|discard
+	BlackAction      string        // reject|tempfail
+	BlackTTL         time.Duration // how long a decoy hit blacklists the client
+	NullSender       string        // verify|pass|hold
+	ConfirmScope     string        // sender|recipient
+	HoldFor          time.Duration // how long held mail is kept
+	MaxHeldPerSender int
+	ReadTimeout      time.Duration // idle time allowed between commands; default 5m
+	WriteTimeout     time.Duration // default 1m
+}
+
+// Listener describes one SMTP listener (SPEC §8 [[smtp.listener]]).
+type Listener struct {
+	Role       string      // "mx" or "submission"
+	TLS        string      // "none", "starttls", "implicit"
+	RequireTLS bool        // MAIL before STARTTLS is refused
+	TLSConfig  *tls.Config // required unless TLS is "none"
+}
+
+// Deps are the parts the proxy works with.
+type Deps struct {
+	Store    store.Store
+	Lists    *lists.Lists
+	Upstream *upstream.Pool
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
+}
+
+// Proxy serves SMTP listeners. Build it with New, run listeners with Serve, stop with
+// Shutdown.
+type Proxy struct {
+	opts     Options
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	local    map[string]bool
+	draining atomic.Bool
+	nextID   atomic.Uint64
+	idPrefix string
+
+	mu      sync.Mutex
+	servers []*smtp.Server
+	refused sync.WaitGroup // goroutines refusing blacklisted clients
+}
+
+// New returns a Proxy.
+func New(opts Options, deps Deps) *Proxy {
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 5 * time.Minute
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = time.Minute
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	local := map[string]bool{}
+	for _, d := range opts.LocalDomains {
+		local[strings.ToLower(d)] = true
+	}
+	return &Proxy{
+		opts: opts, deps: deps, log: deps.Logger, now: deps.Now, local: local,
+		idPrefix: fmt.Sprintf("%x", deps.Now().UnixNano()&0xffffffffff),
+	}
+}
+
+// newID returns a transaction ID, unique within this process and readable in logs.
+func (p *Proxy) newID() string {
+	return fmt.Sprintf("%s%06x", p.idPrefix, p.nextID.Add(1))
+}
+
+// Serve accepts SMTP connections on l until Shutdown. It returns smtp.ErrServerClosed after
+// Shutdown.
+func (p *Proxy) Serve(l net.Listener, lc Listener) error {
+	srv := smtp.NewServer(&backend{p: p, lc: lc})
+	srv.Domain = p.opts.Hostname
+	srv.MaxMessageBytes = p.opts.MaxMessageBytes
+	srv.MaxRecipients = p.opts.MaxRecipients
+	srv.ReadTimeout = p.opts.ReadTimeout
+	srv.WriteTimeout = p.opts.WriteTimeout
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogPrintf{p.log}
+	// TLS is done by the wiretap under go-smtp (see package wiretap), never by go-smtp,
+	// which would then think every connection plaintext: AUTH is allowed by the session
+	// only after TLS.
+	srv.AllowInsecureAuth = true
+	p.mu.Lock()
+	if p.draining.Load() {
+		p.mu.Unlock()
+		return smtp.ErrServerClosed
+	}
+	p.servers = append(p.servers, srv)
+	p.mu.Unlock()
+
+	l = tapListener{Listener: &gateListener{Listener: l, p: p}, lc: lc}
+	return srv.Serve(l)
+}
+
+// Shutdown stops accepting connections and answers new transactions 421; sessions in the
+// middle of a transaction may finish until ctx ends, then every connection is closed.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.draining.Store(true)
+	servers := p.servers
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers))
+	for i, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				srv.Close()
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	p.refused.Wait()
+	if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// clientIP returns the remote IP of a connection, unmapped.
+func clientIP(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// trusted reports whether ip is in relay_networks.
+func (p *Proxy) trusted(ip netip.Addr) bool {
+	for _, n := range p.opts.RelayNetworks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// slogPrintf adapts go-smtp's error log to slog.
+type slogPrintf struct{ log *slog.Logger }
+
+func (s slogPrintf) Printf(format string, v ...any) {
+	s.log.Debug("smtp server", "msg", fmt.Sprintf(format, v...))
+}
+func (s slogPrintf) Println(v ...any) { s.log.Debug("smtp server", "msg", fmt.Sprint(v...)) }

@@ -1,0 +1,142 @@
+package upstream
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+)
+
+func TestTxVerifiesRecipientsThenSends(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, func(ts *testServer, _ *smtp.Server) {
+		ts.rcptErr = func(to string) error {
+			if strings.HasPrefix(to, "nobody@") {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown user"}
+			}
+			return nil
+		}
+	})
+	p := newPool(t, Options{Servers: []string{ts.Addr}})
+	ctx := t.Context()
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rcpt(ctx, "a@example.jp"); err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if err := tx.Rcpt(ctx, "nobody@example.jp"); !errors.As(err, &se) || se.Code != 550 {
+		t.Fatalf("Rcpt(nobody) = %v, want the upstream's 550", err)
+	}
+	if err := tx.Rcpt(ctx, "b@example.jp"); err != nil {
+		t.Fatal(err)
+	}
+	if tx.Server() != ts.Addr {
+		t.Errorf("Server() = %q", tx.Server())
+	}
+	if err := tx.Data(ctx, []string{"a@example.jp", "b@example.jp"}, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	msgs := ts.messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 2 || msgs[0].From != "s@x.test" {
+		t.Fatalf("messages = %+v", msgs)
+	}
+	if ts.connCount() != 1 {
+		t.Errorf("connections = %d, want 1", ts.connCount())
+	}
+}
+
+// When only some of the verified recipients pass (the others are held), the message goes to
+// those alone, and the connection is reused.
+func TestTxSubset(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, nil)
+	p := newPool(t, Options{Servers: []string{ts.Addr}})
+	ctx := t.Context()
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"a@example.jp", "held@example.jp"} {
+		if err := tx.Rcpt(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Data(ctx, []string{"a@example.jp"}, []byte("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	msgs := ts.messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 1 || msgs[0].To[0] != "a@example.jp" {
+		t.Fatalf("messages = %+v, want one to a@example.jp only", msgs)
+	}
+	if ts.connCount() != 1 {
+		t.Errorf("connections = %d, want 1 (reused)", ts.connCount())
+	}
+}
+
+// An aborted transaction (no recipient passes) leaves nothing upstream and the connection
+// usable by the next one.
+func TestTxCloseWithoutData(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, nil)
+	p := newPool(t, Options{Servers: []string{ts.Addr}})
+	ctx := t.Context()
+	for range 3 {
+		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rcpt(ctx, "a@example.jp"); err != nil {
+			t.Fatal(err)
+		}
+		tx.Close()
+	}
+	if _, err := p.Send(ctx, Envelope{From: "s@x.test", To: []string{"b@example.jp"}}, []byte("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ts.messages()); n != 1 || ts.connCount() != 1 {
+		t.Fatalf("messages %d connections %d, want 1 and 1", n, ts.connCount())
+	}
+}
+
+func TestTxBeginFailsOver(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, nil)
+	p := newPool(t, Options{Servers: []string{closedAddr(t), ts.Addr}, Balance: BalanceOrdered})
+	tx, err := p.Begin(t.Context(), Envelope{From: "s@x.test"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if tx.Server() != ts.Addr {
+		t.Fatalf("transaction on %s, want the live server %s", tx.Server(), ts.Addr)
+	}
+	p2 := newPool(t, Options{Servers: []string{closedAddr(t)}})
+	if _, err := p2.Begin(t.Context(), Envelope{From: "s@x.test"}, 0); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Begin with every server down = %v, want ErrUnavailable", err)
+	}
+}
+
+// A connection lost between RCPT and DATA: the message still goes, through another server.
+func TestTxDataFailsOverBeforeHandOver(t *testing.T) {
+	a := newTestServer(t, "tcp4", nil, nil)
+	b := newTestServer(t, "tcp4", nil, nil)
+	p := newPool(t, Options{Servers: []string{a.Addr, b.Addr}, Balance: BalanceOrdered})
+	ctx := t.Context()
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rcpt(ctx, "a@example.jp"); err != nil {
+		t.Fatal(err)
+	}
+	a.dropAll()
+	if err := tx.Data(ctx, []string{"a@example.jp"}, []byte("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
+	if na, nb := len(a.messages()), len(b.messages()); na+nb != 1 {
+		t.Fatalf("delivered %d+%d times, want exactly once", na, nb)
+	}
+}
