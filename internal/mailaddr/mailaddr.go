@@ -9,7 +9,8 @@
 //   - source routes, <@relay:user@victim> (RFC 5321 §4.1.2 A-d-l, Appendix C)
 //   - the percent hack, <user%victim@relay> (RFC 1123 §5.2.16)
 //   - UUCP bang paths, <victim!user@relay>
-//   - address-literal domains, <user@[192.0.2.1]> (RFC 5321 §4.1.3)
+//   - address-literal domains, <user@[192.0.2.1]> (RFC 5321 §4.1.3), and
+//     IP addresses posing as domains, <user@192.0.2.1> (all-numeric TLD)
 //   - quoted local parts that hide any of the above, <"a@b"@relay>
 //
 // A quoted local part whose content is an ordinary dot-string ("user"@x) is

@@ -95,6 +95,9 @@ var (
 func upstreamErr(err error) *smtp.SMTPError {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
+		if se.Code == 421 { // the upstream closes; our client's connection stays open
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: se.Message}
+		}
 		return se
 	}
 	if errors.Is(err, upstream.ErrUnavailable) {

@@ -6,10 +6,6 @@ import (
 
 // Limits on what one connection may make the scanner hold.
 const (
-	// DefaultMaxLineLength is go-smtp's default Server.MaxLineLength: a
-	// longer command line is counted but not recorded (go-smtp closes the
-	// connection on one anyway).
-	DefaultMaxLineLength = 2000
 	// maxPending bounds the recorded RCPT paths and reply marks. go-smtp
 	// reads ahead one 4 KiB buffer at most, so a few hundred is the most a
 	// client can have outstanding; beyond, the oldest are dropped.

@@ -97,9 +97,15 @@ import (
 	"time"
 )
 
-// DefaultHandshakeTimeout bounds a TLS handshake when
-// Options.HandshakeTimeout is zero.
-const DefaultHandshakeTimeout = time.Minute
+const (
+	// DefaultHandshakeTimeout bounds a TLS handshake when
+	// Options.HandshakeTimeout is zero.
+	DefaultHandshakeTimeout = time.Minute
+	// DefaultMaxLineLength is go-smtp's default Server.MaxLineLength. A
+	// longer command line is counted but not recorded; go-smtp closes the
+	// connection on one anyway.
+	DefaultMaxLineLength = 2000
+)
 
 // Options configures a Conn. The zero value records RCPT paths and does no
 // STARTTLS.
