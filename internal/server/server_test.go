@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/testenv"
+)
+
+func parse(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func baseConfig(dir, listen, upstream string) string {
+	return fmt.Sprintf(`hostname = "mx.example.jp"
+data_dir = %q
+[smtp]
+local_domains = ["example.jp"]
+relay_networks = []
+[[smtp.listener]]
+address = %q
+tls = "none"
+[smtp.upstream]
+servers = [%q]
+tls = "none"
+`, dir, listen, upstream)
+}
+
+// A listener that cannot bind stops everything before it starts, and says which one.
+func TestBindFailureNamesListener(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := parse(t, baseConfig(t.TempDir(), busy.Addr().String(), "127.0.0.1:1"))
+	_, err = New(t.Context(), cfg, testenv.Logger(t))
+	if err == nil || !strings.Contains(err.Error(), "smtp.listener[0].address "+busy.Addr().String()) {
+		t.Fatalf("New = %v, want an error naming smtp.listener[0].address", err)
+	}
+}
+
+// The whole server: a whitelisted sender's mail reaches the upstream, a list change made
+// through the store (as the CLI does) reaches the running server, and Run returns when its
+// context ends.
+func TestServeAndStop(t *testing.T) {
+	up := testenv.NewUpstream(t, "tcp4")
+	cfg := parse(t, baseConfig(t.TempDir(), "127.0.0.1:0", up.Addr))
+	srv, err := New(t.Context(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, time.Second) }()
+
+	if err := srv.Store().Put(t.Context(), store.Entry{List: store.White, Key: "friend@partner.test", Kind: store.KindFrom}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for !srv.Lists().WhiteFrom("friend@partner.test", "taro@example.jp") {
+		if time.Now().After(deadline) {
+			t.Fatal("store change not followed within 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	addr := srv.SMTPAddrs()[0].String()
+	err = smtp.SendMail(addr, nil, "friend@partner.test", []string{"taro@example.jp"}, strings.NewReader("Subject: hi\r\n\r\nhello\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Wait(t, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
