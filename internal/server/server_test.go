@@ -78,10 +78,14 @@ func TestServeAndStop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	addr := srv.SMTPAddrs()[0].String()
-	err = smtp.SendMail(addr, nil, "friend@partner.test", []string{"taro@example.jp"}, strings.NewReader("Subject: hi\r\n\r\nhello\r\n"))
+	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := c.SendMail("friend@partner.test", []string{"taro@example.jp"}, strings.NewReader("Subject: hi\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
 	up.Wait(t, 1)
 	cancel()
 	select {
