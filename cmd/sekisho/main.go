@@ -23,6 +23,7 @@ const usage = `usage: sekisho COMMAND [ARGS] [-config FILE]
 commands:
   serve    run every configured module
   check    validate the configuration and exit
+  demo     run the real server on a demo configuration with an in-process mailbox
   user     add|del|passwd|list ADDRESS [-admin] [-password-stdin]
   list     show|add|del alias|white|decoy|black|relay|audir [ENTRY] [-owner A] [-kind from|to] [-ttl D] [-note T] [-target M]
   queue    list|show|release|delete [ID]
@@ -51,7 +52,7 @@ func run(ctx context.Context, args []string, e env) int {
 		return 2
 	}
 	commands := map[string]func(context.Context, []string, env) error{
-		"serve": cmdServe, "check": cmdCheck, "user": cmdUser, "list": cmdList, "queue": cmdQueue,
+		"serve": cmdServe, "check": cmdCheck, "demo": cmdDemo, "user": cmdUser, "list": cmdList, "queue": cmdQueue,
 		"version": func(context.Context, []string, env) error { fmt.Fprintln(e.stdout, "sekisho", version); return nil },
 	}
 	name := args[0]

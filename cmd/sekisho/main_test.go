@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testConfig writes a minimal configuration into a temporary directory.
@@ -126,5 +127,17 @@ func TestCheck(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	if code, _, stderr := sekisho(t, "", "check", "-config", "../../sekisho.example.toml"); code != 0 {
 		t.Fatalf("sekisho.example.toml: %s", stderr)
+	}
+}
+
+// The demo starts the real server with its mailbox, prints how to use it, and stops when
+// its context ends.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"demo", "-listen", "127.0.0.1:0"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
+	if code != 0 || !strings.Contains(out.String(), "sekisho demo: SMTP on 127.0.0.1:") || !strings.Contains(errOut.String(), "msg=stopped") {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
 }
