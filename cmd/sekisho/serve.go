@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,10 +42,25 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		stop() // a second signal kills the process the default way
 	}()
 	log.Info("sekisho started", "version", version, "config", *path, "hostname", cfg.Hostname)
-	if err := srv.Run(ctx, shutdownGrace); err != nil {
-		return err
-	}
-	return nil
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			next, err := loadConfig(*path)
+			if err != nil { // one line; the running configuration stays
+				log.Error("reload refused, keeping the running configuration", "err", strings.ReplaceAll(err.Error(), "\n", "; "))
+				continue
+			}
+			srv.Reload(next)
+		}
+	}()
+	return srv.Run(ctx, shutdownGrace)
 }
 
 func cmdCheck(_ context.Context, args []string, e env) error {
@@ -63,5 +79,3 @@ func cmdCheck(_ context.Context, args []string, e env) error {
 	fmt.Fprintf(e.stdout, "%s: ok\n", *path)
 	return nil
 }
-
-var _ = os.Stderr

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync"
 	"time"
 
@@ -53,6 +54,7 @@ func NewUpstream(cfg *config.Config, log *slog.Logger) (*upstream.Pool, error) {
 
 // Server is a running sekisho.
 type Server struct {
+	mu       sync.Mutex // guards cfg and upstream against Reload
 	cfg      *config.Config
 	log      *slog.Logger
 	store    store.Store
@@ -106,12 +108,27 @@ func (s *Server) buildSMTP() error {
 		return fmt.Errorf("smtp.upstream: %w", err)
 	}
 	s.upstream = pool
+	s.proxy = smtpproxy.New(smtpOptions(cfg), smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")})
+	for i, lc := range cfg.SMTP.Listeners {
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			return fmt.Errorf("smtp.listener[%d].address %s: %w", i, lc.Address, err)
+		}
+		s.smtp = append(s.smtp, boundSMTP{l: l, lc: smtpproxy.Listener{
+			Role: lc.Role, TLS: lc.TLS, RequireTLS: lc.RequireTLS, TLSConfig: tlsConfig,
+		}})
+	}
+	return nil
+}
+
+// smtpOptions are the SMTP proxy's options from the configuration.
+func smtpOptions(cfg *config.Config) smtpproxy.Options {
 	var relay []netip.Prefix
 	for _, p := range cfg.SMTP.RelayNetworks {
 		relay = append(relay, p.Prefix)
 	}
 	a := cfg.Antispam
-	s.proxy = smtpproxy.New(smtpproxy.Options{
+	return smtpproxy.Options{
 		Hostname:         cfg.Hostname,
 		LocalDomains:     cfg.SMTP.LocalDomains,
 		RelayNetworks:    relay,
@@ -124,17 +141,51 @@ func (s *Server) buildSMTP() error {
 		ConfirmScope:     a.ConfirmScope,
 		HoldFor:          a.HoldFor.Duration,
 		MaxHeldPerSender: a.MaxHeldPerSender,
-	}, smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")})
-	for i, lc := range cfg.SMTP.Listeners {
-		l, err := net.Listen("tcp", lc.Address)
-		if err != nil {
-			return fmt.Errorf("smtp.listener[%d].address %s: %w", i, lc.Address, err)
-		}
-		s.smtp = append(s.smtp, boundSMTP{l: l, lc: smtpproxy.Listener{
-			Role: lc.Role, TLS: lc.TLS, RequireTLS: lc.RequireTLS, TLSConfig: tlsConfig,
-		}})
 	}
-	return nil
+}
+
+// Reload puts a new, valid configuration in force without dropping sessions: the SMTP policy
+// options and the upstream servers change for new sessions. What needs new sockets or a new
+// store (listeners, store, TLS files, data_dir, hostname, log, message limits) is reported
+// by key and waits for a restart.
+func (s *Server) Reload(cfg *config.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if keys := restartKeys(s.cfg, cfg); len(keys) > 0 {
+		s.log.Warn("reload: these settings take effect at the next restart", "keys", keys)
+	}
+	if s.proxy != nil {
+		pool, err := NewUpstream(cfg, s.log)
+		if err != nil {
+			s.log.Error("reload refused", "err", err)
+			return
+		}
+		s.proxy.Reload(smtpOptions(cfg), pool)
+		old := s.upstream
+		s.upstream = pool
+		old.Close() // transactions under way finish on their connections
+	}
+	s.cfg = cfg
+	s.log.Info("configuration reloaded", "config", cfg.File)
+}
+
+// restartKeys names the settings that differ between old and new and need a restart.
+func restartKeys(old, new *config.Config) []string {
+	var keys []string
+	check := func(key string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			keys = append(keys, key)
+		}
+	}
+	check("hostname", old.Hostname, new.Hostname)
+	check("data_dir", old.DataDir, new.DataDir)
+	check("store", old.Store, new.Store)
+	check("tls", old.TLS, new.TLS)
+	check("log", old.Log, new.Log)
+	check("smtp.listener", old.SMTP.Listeners, new.SMTP.Listeners)
+	check("smtp.max_message_bytes", old.SMTP.MaxMessageBytes, new.SMTP.MaxMessageBytes)
+	check("smtp.max_recipients", old.SMTP.MaxRecipients, new.SMTP.MaxRecipients)
+	return keys
 }
 
 // SMTPAddrs returns the bound addresses of the SMTP listeners (useful with port 0).
@@ -214,6 +265,8 @@ func (s *Server) expireLoop(ctx context.Context) {
 }
 
 func (s *Server) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, b := range s.smtp {
 		b.l.Close()
 	}

@@ -97,3 +97,37 @@ func TestServeAndStop(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// Reload changes the policy for new sessions without a restart.
+func TestReload(t *testing.T) {
+	up := testenv.NewUpstream(t, "tcp4")
+	dir := t.TempDir()
+	cfg := parse(t, baseConfig(dir, "127.0.0.1:0", up.Addr))
+	srv, err := New(t.Context(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go srv.Run(ctx, time.Second)
+	addr := srv.SMTPAddrs()[0].String()
+	send := func() {
+		t.Helper()
+		c, err := smtp.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Quit()
+		if err := c.SendMail("stranger@else.test", []string{"taro@example.jp"}, strings.NewReader("Subject: x\r\n\r\ny\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	if held, _ := srv.Store().HeldList(t.Context(), store.HeldQuery{}); len(held) != 1 {
+		t.Fatalf("before reload: %d held, want 1", len(held))
+	}
+	next := parse(t, strings.Replace(baseConfig(dir, "127.0.0.1:0", up.Addr), "relay_networks = []", `relay_networks = ["127.0.0.1/32"]`, 1))
+	srv.Reload(next)
+	send()
+	up.Wait(t, 1) // now trusted: passes
+}

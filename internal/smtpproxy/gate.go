@@ -25,12 +25,13 @@ func (g *gateListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := clientIP(c)
-		reply, ok := policy.Connect(g.p.deps.Lists.BlackIP(ip, g.p.now()), g.p.opts.BlackAction)
+		st := g.p.settings()
+		reply, ok := policy.Connect(g.p.deps.Lists.BlackIP(ip, g.p.now()), st.BlackAction)
 		if ok {
 			return c, nil
 		}
 		g.p.log.Info("smtp connection refused", "client", ip, "reason", policy.ReasonBlackIP, "reply", reply.Code)
-		g.p.refused.Go(func() { refuse(c, g.p.opts.Hostname, reply) })
+		g.p.refused.Go(func() { refuse(c, st.Hostname, reply) })
 	}
 }
 

@@ -58,14 +58,45 @@ type Deps struct {
 	Now      func() time.Time // nil: time.Now
 }
 
+// settings are the options in force, with what is derived from them; Reload replaces them
+// whole, and each session keeps the ones it started with.
+type settings struct {
+	Options
+	local map[string]bool // local_domains
+	up    *upstream.Pool
+}
+
+func newSettings(opts Options, up *upstream.Pool) *settings {
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 5 * time.Minute
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = time.Minute
+	}
+	local := map[string]bool{}
+	for _, d := range opts.LocalDomains {
+		local[strings.ToLower(d)] = true
+	}
+	return &settings{Options: opts, local: local, up: up}
+}
+
+// trusted reports whether ip is in relay_networks.
+func (st *settings) trusted(ip netip.Addr) bool {
+	for _, n := range st.RelayNetworks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // Proxy serves SMTP listeners. Build it with New, run listeners with Serve, stop with
 // Shutdown.
 type Proxy struct {
-	opts     Options
+	cur      atomic.Pointer[settings]
 	deps     Deps
 	log      *slog.Logger
 	now      func() time.Time
-	local    map[string]bool
 	draining atomic.Bool
 	nextID   atomic.Uint64
 	idPrefix string
@@ -77,27 +108,29 @@ type Proxy struct {
 
 // New returns a Proxy.
 func New(opts Options, deps Deps) *Proxy {
-	if opts.ReadTimeout == 0 {
-		opts.ReadTimeout = 5 * time.Minute
-	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = time.Minute
-	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	local := map[string]bool{}
-	for _, d := range opts.LocalDomains {
-		local[strings.ToLower(d)] = true
-	}
-	return &Proxy{
-		opts: opts, deps: deps, log: deps.Logger, now: deps.Now, local: local,
+	p := &Proxy{
+		deps: deps, log: deps.Logger, now: deps.Now,
 		idPrefix: fmt.Sprintf("%x", deps.Now().UnixNano()&0xffffffffff),
 	}
+	p.cur.Store(newSettings(opts, deps.Upstream))
+	return p
 }
+
+// Reload puts new options and upstream servers in force for the sessions that start from now
+// on; sessions under way finish with what they started with. The listener-level limits
+// (max_message_bytes, max_recipients, timeouts, hostname in the greeting) apply to listeners
+// started after it.
+func (p *Proxy) Reload(opts Options, up *upstream.Pool) {
+	p.cur.Store(newSettings(opts, up))
+}
+
+func (p *Proxy) settings() *settings { return p.cur.Load() }
 
 // newID returns a transaction ID, unique within this process and readable in logs.
 func (p *Proxy) newID() string {
@@ -107,12 +140,13 @@ func (p *Proxy) newID() string {
 // Serve accepts SMTP connections on l until Shutdown. It returns smtp.ErrServerClosed after
 // Shutdown.
 func (p *Proxy) Serve(l net.Listener, lc Listener) error {
+	st := p.settings()
 	srv := smtp.NewServer(&backend{p: p, lc: lc})
-	srv.Domain = p.opts.Hostname
-	srv.MaxMessageBytes = p.opts.MaxMessageBytes
-	srv.MaxRecipients = p.opts.MaxRecipients
-	srv.ReadTimeout = p.opts.ReadTimeout
-	srv.WriteTimeout = p.opts.WriteTimeout
+	srv.Domain = st.Hostname
+	srv.MaxMessageBytes = st.MaxMessageBytes
+	srv.MaxRecipients = st.MaxRecipients
+	srv.ReadTimeout = st.ReadTimeout
+	srv.WriteTimeout = st.WriteTimeout
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogPrintf{p.log}
 	// TLS is done by the wiretap under go-smtp (see package wiretap), never by go-smtp,
@@ -162,16 +196,6 @@ func clientIP(c net.Conn) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
-}
-
-// trusted reports whether ip is in relay_networks.
-func (p *Proxy) trusted(ip netip.Addr) bool {
-	for _, n := range p.opts.RelayNetworks {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // slogPrintf adapts go-smtp's error log to slog.

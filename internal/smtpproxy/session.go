@@ -29,9 +29,10 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	p := b.p
 	ip := clientIP(c.Conn())
 	ctx, cancel := context.WithCancel(context.Background())
+	st := p.settings()
 	s := &session{
-		p: p, lc: b.lc, conn: c, ctx: ctx, cancel: cancel,
-		clientIP: ip, trusted: p.trusted(ip), tap: findTap(c.Conn()),
+		p: p, cfg: st, lc: b.lc, conn: c, ctx: ctx, cancel: cancel,
+		clientIP: ip, trusted: st.trusted(ip), tap: findTap(c.Conn()),
 		log: p.log.With("client", ip.String(), "helo", c.Hostname()),
 	}
 	return s, nil
@@ -41,6 +42,7 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 // transaction: Mail, Rcpt, Data, then Reset.
 type session struct {
 	p        *Proxy
+	cfg      *settings // the options in force when the session started
 	lc       Listener
 	conn     *smtp.Conn
 	tap      *wiretap.Conn // raw RCPT paths and the TLS state; nil only in tests of parts
@@ -195,13 +197,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	addr, perr := mailaddr.ParsePath(raw)
 	key := addr.Key()
 	f := policy.RcptFacts{
-		Addr: addr, SyntaxErr: perr, AfterDecoy: s.burned, DecoyAction: s.p.opts.DecoyAction,
+		Addr: addr, SyntaxErr: perr, AfterDecoy: s.burned, DecoyAction: s.cfg.DecoyAction,
 		MayRelay: s.trusted || s.user != "",
 	}
 	if perr == nil {
 		l := s.p.deps.Lists
 		f.Decoy = l.Decoy(key)
-		f.Local = s.p.local[addr.Domain]
+		f.Local = s.cfg.local[addr.Domain]
 		if t, ok := l.Alias(key); ok {
 			f.Alias, f.AliasOff, f.AliasTarget = true, t.Disabled, t.Mailbox
 		}
@@ -236,7 +238,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // verifyUpstream opens the upstream transaction on the first recipient and passes RCPT on.
 func (s *session) verifyUpstream(mailbox string) *smtp.SMTPError {
 	if s.tx == nil {
-		tx, err := s.p.deps.Upstream.Begin(s.ctx, s.envelope(), int(s.mailOpts.Size))
+		tx, err := s.cfg.up.Begin(s.ctx, s.envelope(), int(s.mailOpts.Size))
 		if err != nil {
 			s.log.Warn("upstream unavailable", "id", s.id, "err", err)
 			return upstreamErr(err)
@@ -268,7 +270,7 @@ func (s *session) decoyHit(decoy string) {
 	now := s.p.now()
 	e := store.Entry{
 		List: store.Black, Key: s.clientIP.String(), Source: "decoy",
-		Note: "mailed decoy " + decoy, Expires: now.Add(s.p.opts.BlackTTL),
+		Note: "mailed decoy " + decoy, Expires: now.Add(s.cfg.BlackTTL),
 	}
 	if err := s.p.deps.Store.Put(s.ctx, e); err != nil {
 		s.log.Error("blacklist decoy hit", "id", s.id, "err", err)
@@ -277,7 +279,7 @@ func (s *session) decoyHit(decoy string) {
 	if err := s.p.deps.Lists.CatchUp(s.ctx, s.p.deps.Store); err != nil {
 		s.log.Warn("lists catch up", "err", err)
 	}
-	s.log.Warn("decoy hit: client blacklisted", "id", s.id, "decoy", decoy, "ttl", s.p.opts.BlackTTL)
+	s.log.Warn("decoy hit: client blacklisted", "id", s.id, "decoy", decoy, "ttl", s.cfg.BlackTTL)
 }
 
 // Data reads the message, decides per recipient, holds or forwards, and answers 250 only

@@ -75,7 +75,7 @@ func (t *transaction) decide() {
 		f := policy.DeliverFacts{
 			Outbound:   outbound,
 			NullSender: s.from.IsNull(),
-			NullMode:   s.p.opts.NullSender,
+			NullMode:   s.cfg.NullSender,
 			WhiteTo:    l.WhiteTo(r.Mailbox, r.Mailbox) || (r.Alias && l.WhiteTo(r.Given, r.Mailbox)),
 		}
 		if !f.NullSender {
@@ -108,7 +108,7 @@ func (t *transaction) withReceived() []byte {
 		forRcpt = s.rcpts[0].Given
 	}
 	rec := received(receivedInfo{
-		Helo: s.conn.Hostname(), ClientIP: s.clientIP.String(), By: s.p.opts.Hostname,
+		Helo: s.conn.Hostname(), ClientIP: s.clientIP.String(), By: s.cfg.Hostname,
 		With: with, ID: s.id, For: forRcpt, At: s.p.now(),
 	})
 	msg := make([]byte, 0, len(rec)+len(t.body))
@@ -119,7 +119,7 @@ func (t *transaction) withReceived() []byte {
 func (t *transaction) hold() (string, error) {
 	s := t.s
 	st := s.p.deps.Store
-	if max := s.p.opts.MaxHeldPerSender; max > 0 && !s.from.IsNull() {
+	if max := s.cfg.MaxHeldPerSender; max > 0 && !s.from.IsNull() {
 		n, err := st.HeldCount(s.ctx, s.from.Key())
 		if err != nil {
 			s.log.Error("held count", "id", s.id, "err", err)
@@ -131,7 +131,7 @@ func (t *transaction) hold() (string, error) {
 	}
 	now := s.p.now()
 	h := store.Held{
-		Received: now, Expires: now.Add(s.p.opts.HoldFor), ClientIP: s.clientIP.String(),
+		Received: now, Expires: now.Add(s.cfg.HoldFor), ClientIP: s.clientIP.String(),
 		Helo: s.conn.Hostname(), From: s.from.Key(), Subject: t.hdr.Subject, Rcpts: t.held,
 	}
 	if err := st.Hold(s.ctx, &h, t.msg); err != nil {
