@@ -33,19 +33,25 @@ func readMessage(r io.Reader, sizeHint int64) ([]byte, error) {
 }
 
 // checkLineEndings reports errBareLineEnding unless every CR is followed by LF and every LF
-// preceded by CR.
+// preceded by CR: every LF must follow a CR, and then there must be as many CRs as LFs.
 func checkLineEndings(b []byte) error {
+	lf := 0
 	for i := 0; ; {
-		j := bytes.IndexAny(b[i:], "\r\n")
+		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {
-			return nil
+			break
 		}
 		i += j
-		if b[i] == '\n' || i+1 >= len(b) || b[i+1] != '\n' {
+		if i == 0 || b[i-1] != '\r' {
 			return errBareLineEnding
 		}
-		i += 2
+		lf++
+		i++
 	}
+	if bytes.Count(b, []byte{'\r'}) != lf {
+		return errBareLineEnding
+	}
+	return nil
 }
 
 // header holds the few header fields the proxy reads.

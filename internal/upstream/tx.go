@@ -63,54 +63,97 @@ func (p *Pool) Begin(ctx context.Context, env Envelope, size int) (*Tx, error) {
 
 func (p *Pool) beginOn(ctx context.Context, s *server, env *Envelope, size int) (*Tx, error) {
 	s.inFlight.Add(1)
-	c, err := p.get(ctx, s)
-	if err != nil {
-		s.inFlight.Add(-1)
-		return nil, &failoverError{err}
-	}
-	err = c.guard(ctx, func() error {
-		var cmds []string
-		if p.opts.XForward && c.has("XFORWARD") {
-			cmds = xforwardCommands(c.ext["XFORWARD"], env.Client)
+	for {
+		c, reused := p.takeIdle(s), true
+		if c == nil {
+			var err error
+			if c, err = p.dial(ctx, s); err != nil {
+				s.inFlight.Add(-1)
+				return nil, &failoverError{err}
+			}
+			reused = false
 		}
-		nx := len(cmds)
-		cmds = append(cmds, c.mailCommand(env, size))
-		replies, err := c.envelope(ctx, cmds, nx)
+		err := c.guard(ctx, func() error { return p.mailOn(ctx, c, env, size, reused) })
+		var stale *staleError
+		if errors.As(err, &stale) {
+			// The server may close idle connections whenever it likes; that is no
+			// failure of the server: dial afresh.
+			c.log.Debug("idle connection unusable", "err", stale.err)
+			c.close()
+			if err := ctxErr(ctx); err != nil {
+				s.inFlight.Add(-1)
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
-			return &failoverError{err}
-		}
-		for _, r := range replies[:min(nx, len(replies))] {
-			if r.code == 421 {
-				return &failoverError{fmt.Errorf("xforward: %w", r.err())}
+			var fo *failoverError
+			if errors.As(err, &fo) {
+				c.broken = true
+			} else if rerr := c.guard(ctx, func() error { return c.reset(ctx) }); rerr != nil {
+				c.broken = true
 			}
-			if !r.positive() {
-				c.log.Warn("xforward refused, sending without", "err", r.err())
-			}
+			p.put(s, c)
+			s.inFlight.Add(-1)
+			return nil, err
 		}
-		if len(replies) <= nx {
-			return &failoverError{errors.New("mail from: no reply")}
-		}
-		switch mail := replies[nx]; {
-		case mail.positive():
-			return nil
-		case mail.code/100 == 5:
-			return mail.err()
-		default:
-			return &failoverError{fmt.Errorf("mail from: %w", mail.err())}
-		}
-	})
-	if err != nil {
-		var fo *failoverError
-		if errors.As(err, &fo) {
-			c.broken = true
-		} else if rerr := c.guard(ctx, func() error { return c.reset(ctx) }); rerr != nil {
-			c.broken = true
-		}
-		p.put(s, c)
-		s.inFlight.Add(-1)
-		return nil, err
+		return &Tx{p: p, s: s, c: c, env: *env, size: size}, nil
 	}
-	return &Tx{p: p, s: s, c: c, env: *env, size: size}, nil
+}
+
+// staleError is a reused connection that turned out dead at its first command.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+
+// mailOn sends XFORWARD and MAIL on c. On a reused connection a RSET goes first, in the same
+// pipelined write when the server offers PIPELINING, so reuse costs no extra round trip.
+func (p *Pool) mailOn(ctx context.Context, c *conn, env *Envelope, size int, reused bool) error {
+	var cmds []string
+	if reused {
+		if !c.has("PIPELINING") {
+			if err := c.reset(ctx); err != nil {
+				return &staleError{err}
+			}
+		} else {
+			cmds = append(cmds, "RSET")
+		}
+	}
+	nr := len(cmds)
+	if p.opts.XForward && c.has("XFORWARD") {
+		cmds = append(cmds, xforwardCommands(c.ext["XFORWARD"], env.Client)...)
+	}
+	nx := len(cmds)
+	cmds = append(cmds, c.mailCommand(env, size))
+	replies, err := c.envelope(ctx, cmds, nx)
+	if nr > 0 && (err != nil || len(replies) == 0 || !replies[0].positive()) {
+		if err == nil {
+			err = fmt.Errorf("rset: %d", replies[0].code)
+		}
+		return &staleError{err}
+	}
+	if err != nil {
+		return &failoverError{err}
+	}
+	for _, r := range replies[nr:min(nx, len(replies))] {
+		if r.code == 421 {
+			return &failoverError{fmt.Errorf("xforward: %w", r.err())}
+		}
+		if !r.positive() {
+			c.log.Warn("xforward refused, sending without", "err", r.err())
+		}
+	}
+	if len(replies) <= nx {
+		return &failoverError{errors.New("mail from: no reply")}
+	}
+	switch mail := replies[nx]; {
+	case mail.positive():
+		return nil
+	case mail.code/100 == 5:
+		return mail.err()
+	default:
+		return &failoverError{fmt.Errorf("mail from: %w", mail.err())}
+	}
 }
 
 // Server is the upstream server of the transaction.

@@ -140,3 +140,41 @@ func TestTxDataFailsOverBeforeHandOver(t *testing.T) {
 		t.Fatalf("delivered %d+%d times, want exactly once", na, nb)
 	}
 }
+
+// A reused connection the server closed while it was idle is replaced without a failure:
+// the RSET pipelined with MAIL finds it dead, and a fresh connection carries the transaction.
+func TestTxReusedConnectionClosedWhileIdle(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, nil)
+	p := newPool(t, Options{Servers: []string{ts.Addr}})
+	ctx := t.Context()
+	send := func() {
+		t.Helper()
+		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		if err := tx.Rcpt(ctx, "a@example.jp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Data(ctx, []string{"a@example.jp"}, []byte("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	send()
+	if ts.connCount() != 1 {
+		t.Fatalf("connections = %d, want 1 (reused)", ts.connCount())
+	}
+	ts.dropAll()
+	waitFor(t, "server to drop its sessions", func() bool { return ts.activeCount() == 0 })
+	send()
+	if n := len(ts.messages()); n != 3 {
+		t.Fatalf("messages = %d, want 3", n)
+	}
+	for _, h := range p.Health() {
+		if !h.Up || h.Failures != 0 {
+			t.Fatalf("health after a stale idle connection = %+v, want up with no failure", h)
+		}
+	}
+}

@@ -282,7 +282,18 @@ func (s *scanner) addMark(m mark) {
 // data scans message content as go-smtp's dataReader does, and returns the
 // number of bytes up to and including the end marker, or len(b).
 func (s *scanner) data(b []byte) int {
-	for i, c := range b {
+	for i := 0; i < len(b); i++ {
+		if s.dataState == stateData {
+			// Inside a line only a CR matters: skip to it in one step.
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				return len(b)
+			}
+			i += j
+			s.dataState = stateCR
+			continue
+		}
+		c := b[i]
 		switch s.dataState {
 		case stateBeginLine:
 			if c == '.' {
