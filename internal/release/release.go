@@ -56,7 +56,7 @@ func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int,
 		return len(done), fmt.Errorf("release %s: delivered, but not removed from the held queue: %w", id, err)
 	}
 	if h.From != "" {
-		if err := r.remember(ctx, h.From, done); err != nil {
+		if err := r.Remember(ctx, h.From, done); err != nil {
 			return len(done), fmt.Errorf("release %s: delivered, but pass history not recorded: %w", id, err)
 		}
 	}
@@ -64,8 +64,9 @@ func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int,
 	return len(done), nil
 }
 
-// remember adds the sender (or the sender-recipient pairs) to RELAY.
-func (r *Releaser) remember(ctx context.Context, sender string, rcpts []string) error {
+// Remember adds the sender (or, with confirm_scope "recipient", the sender-recipient pairs)
+// to RELAY, so that the sender's next mail passes.
+func (r *Releaser) Remember(ctx context.Context, sender string, rcpts []string) error {
 	if r.Scope == "recipient" {
 		for _, rc := range rcpts {
 			e := store.Entry{List: store.Relay, Key: store.PairKey(sender, rc), Kind: store.KindPair, Note: "released"}

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -20,10 +22,12 @@ import (
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
 	"github.com/sekisho/sekisho/internal/upstream"
+	"github.com/sekisho/sekisho/internal/web"
 )
 
 // FollowInterval is how often the lists poll the store's change log.
@@ -62,6 +66,8 @@ type Server struct {
 	upstream *upstream.Pool
 	proxy    *smtpproxy.Proxy
 	smtp     []boundSMTP
+	web      *web.Server
+	tls      *tls.Config
 }
 
 type boundSMTP struct {
@@ -89,7 +95,56 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, err
 		}
 	}
+	if len(cfg.Web.Listen)+len(cfg.Web.ListenPlain) > 0 {
+		if err = s.buildWeb(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// tlsConfig returns the certificate of every TLS listener, loading it once.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.tls == nil {
+		c, err := certs.Load(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.Hostname, s.cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = c
+	}
+	return s.tls, nil
+}
+
+func (s *Server) buildWeb() error {
+	cfg := s.cfg
+	tc, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if s.upstream == nil {
+		if s.upstream, err = NewUpstream(cfg, s.log); err != nil {
+			return fmt.Errorf("smtp.upstream: %w", err)
+		}
+	}
+	key, err := certs.Secret(filepath.Join(cfg.DataDir, "web.key"))
+	if err != nil {
+		return err
+	}
+	log := s.log.With("component", "web")
+	mux := http.NewServeMux()
+	confirm := &web.Confirm{
+		Store:    s.store,
+		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log},
+		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
+		Key:      key,
+		Now:      time.Now,
+		Log:      log,
+	}
+	confirm.Register(mux)
+	s.web, err = web.New(web.Options{
+		Listen: cfg.Web.Listen, ListenPlain: cfg.Web.ListenPlain, AppHost: cfg.Web.AppHost, TLSConfig: tc,
+	}, web.Deps{Lists: s.lists, App: mux, Logger: log})
+	return err
 }
 
 func (s *Server) buildSMTP() error {
@@ -98,7 +153,7 @@ func (s *Server) buildSMTP() error {
 	for _, lc := range cfg.SMTP.Listeners {
 		if lc.TLS != "none" && tlsConfig == nil {
 			var err error
-			if tlsConfig, err = certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Hostname, cfg.DataDir); err != nil {
+			if tlsConfig, err = s.tlsConfig(); err != nil {
 				return err
 			}
 		}
@@ -211,12 +266,19 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, nil, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
 
-	errc := make(chan error, len(s.smtp))
+	errc := make(chan error, len(s.smtp)+1)
 	for _, b := range s.smtp {
 		s.log.Info("smtp listening", "address", b.l.Addr().String(), "role", b.lc.Role, "tls", b.lc.TLS)
 		wg.Go(func() {
 			if err := s.proxy.Serve(b.l, b.lc); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				errc <- fmt.Errorf("smtp listener %s: %w", b.l.Addr(), err)
+			}
+		})
+	}
+	if s.web != nil {
+		wg.Go(func() {
+			if err := s.web.Run(); err != nil {
+				errc <- fmt.Errorf("web: %w", err)
 			}
 		})
 	}
@@ -231,6 +293,11 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	if s.proxy != nil {
 		if err := s.proxy.Shutdown(sctx); err != nil {
 			s.log.Warn("smtp shutdown", "err", err)
+		}
+	}
+	if s.web != nil {
+		if err := s.web.Shutdown(sctx); err != nil {
+			s.log.Warn("web shutdown", "err", err)
 		}
 	}
 	stopBG()
@@ -269,6 +336,9 @@ func (s *Server) close() {
 	defer s.mu.Unlock()
 	for _, b := range s.smtp {
 		b.l.Close()
+	}
+	if s.web != nil {
+		s.web.Shutdown(context.Background())
 	}
 	if s.upstream != nil {
 		s.upstream.Close()

@@ -1,0 +1,91 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Lang is a page language.
+type Lang string
+
+// The languages of the pages.
+const (
+	Ja Lang = "ja"
+	En Lang = "en"
+)
+
+// pickLang chooses Japanese or English from Accept-Language (the highest q wins; English
+// when neither is asked for). A ?lang= parameter overrides it.
+func pickLang(r *http.Request) Lang {
+	switch r.URL.Query().Get("lang") {
+	case "ja":
+		return Ja
+	case "en":
+		return En
+	}
+	best, bestQ := En, -1.0
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			}
+		}
+		tag = strings.ToLower(tag)
+		var l Lang
+		switch {
+		case tag == "ja" || strings.HasPrefix(tag, "ja-"):
+			l = Ja
+		case tag == "en" || strings.HasPrefix(tag, "en-"):
+			l = En
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = l, q
+		}
+	}
+	return best
+}
+
+// text is the message catalogue of the confirmation pages.
+var text = map[Lang]map[string]string{
+	Ja: {
+		"title":        "メール送信の確認",
+		"intro":        "次の宛先へのあなたのメールが、送信者の確認を待っています。",
+		"waiting":      "保留中のメール",
+		"since":        "最初の保留",
+		"recipients":   "宛先",
+		"button":       "人間です。メールを届けてください",
+		"why":          "このページはスパム対策のためのものです。ボタンを押すと、あなたのアドレスからのメールは今後そのまま届きます。",
+		"again":        "確認できませんでした。もう一度ボタンを押してください。",
+		"done":         "ありがとうございました。メールを配送しました。",
+		"delivered":    "配送したメール",
+		"left":         "配送できずに保留中のメール（自動で再試行します）",
+		"notfound":     "このリンクは無効です。",
+		"expired":      "このリンクは有効期限が切れています。",
+		"nothing":      "保留中のメールはありません。",
+		"otherlang":    "English",
+		"otherlangurl": "en",
+	},
+	En: {
+		"title":        "Please confirm your message",
+		"intro":        "Your mail to the recipients below is waiting for you to confirm that you sent it.",
+		"waiting":      "Messages waiting",
+		"since":        "Waiting since",
+		"recipients":   "Recipients",
+		"button":       "I am a person: deliver my mail",
+		"why":          "This page protects against spam. Once you press the button, your mail from this address is delivered directly from now on.",
+		"again":        "That did not work. Please press the button again.",
+		"done":         "Thank you. Your mail has been delivered.",
+		"delivered":    "Messages delivered",
+		"left":         "Messages still waiting (retried automatically)",
+		"notfound":     "This link is not valid.",
+		"expired":      "This link has expired.",
+		"nothing":      "No message is waiting.",
+		"otherlang":    "日本語",
+		"otherlangurl": "ja",
+	},
+}
