@@ -311,6 +311,14 @@ func (l *Lists) RelayPair(sender, rcpt string) bool {
 	return ok
 }
 
+// RelayMessageID reports whether id (a lower-cased "<...>" Message-ID) is one our users sent.
+func (l *Lists) RelayMessageID(id string) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	_, ok := l.relay[id]
+	return ok
+}
+
 // Audir returns the sender a confirmation token hash belongs to.
 func (l *Lists) Audir(tokenHash string) (string, bool) {
 	l.mu.RLock()

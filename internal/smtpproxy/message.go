@@ -62,6 +62,50 @@ type header struct {
 	References string
 }
 
+// maxMsgIDs bounds how many Message-IDs of one message are looked up.
+const maxMsgIDs = 32
+
+// msgIDs returns the "<...>" identifiers in a header value, lower-cased, at most maxMsgIDs.
+func msgIDs(v string, out []string) []string {
+	for len(out) < maxMsgIDs {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			break
+		}
+		if id := v[i : i+j+1]; len(id) > 2 && len(id) <= 998 {
+			out = append(out, strings.ToLower(id))
+		}
+		v = v[i+j+1:]
+	}
+	return out
+}
+
+// referenced returns the Message-IDs a message refers to: In-Reply-To and References, and,
+// for a bounce (null sender), the Message-ID lines of the returned message's headers.
+func referenced(h header, body []byte, bounce bool) []string {
+	ids := msgIDs(h.InReplyTo, nil)
+	ids = msgIDs(h.References, ids)
+	if !bounce {
+		return ids
+	}
+	if len(body) > maxHeaderBytes*4 {
+		body = body[:maxHeaderBytes*4]
+	}
+	for _, line := range bytes.Split(body, []byte("\r\n")) {
+		if len(ids) >= maxMsgIDs {
+			break
+		}
+		if len(line) > 11 && bytes.EqualFold(line[:11], []byte("message-id:")) {
+			ids = msgIDs(string(line[11:]), ids)
+		}
+	}
+	return ids
+}
+
 // maxHeaderBytes bounds how much of a message is parsed as its header.
 const maxHeaderBytes = 256 << 10
 

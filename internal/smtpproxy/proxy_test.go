@@ -514,3 +514,36 @@ func TestShutdownRefusesNewTransactions(t *testing.T) {
 	c.expect("421 4.3.2", "MAIL FROM:<a@b.test>")
 	<-done
 }
+
+// Replies and bounces of mail our users sent pass; other null-sender mail is held.
+func TestRepliesAndBouncesOfOurMailPass(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	c, _ := h.dial("127.0.0.1") // our user, in relay_networks
+	out := "Message-ID: <Abc.123@example.jp>\r\nSubject: hello\r\n\r\nhi\r\n"
+	if got := c.send("taro@example.jp", []string{"someone@far.test"}, out); !strings.HasPrefix(got, "250") {
+		t.Fatalf("outbound: %q", got)
+	}
+	h.up.Wait(t, 1)
+	ext, _ := h.dial("127.0.0.2")
+	reply := "In-Reply-To: <abc.123@example.jp>\r\nSubject: Re: hello\r\n\r\nthanks\r\n"
+	if got := ext.send("colleague@other.test", []string{"taro@example.jp"}, reply); !strings.HasPrefix(got, "250") {
+		t.Fatalf("reply: %q", got)
+	}
+	h.up.Wait(t, 2) // a stranger's reply to our mail passed
+	bounce := "Subject: Undelivered Mail\r\nContent-Type: multipart/report\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <abc.123@example.jp>\r\n--b--\r\n"
+	if got := ext.send("", []string{"taro@example.jp"}, bounce); !strings.HasPrefix(got, "250") {
+		t.Fatalf("bounce: %q", got)
+	}
+	h.up.Wait(t, 3)
+	spam := "Subject: Undelivered Mail\r\n\r\nMessage-ID: <forged@spam.test>\r\n"
+	if got := ext.send("", []string{"taro@example.jp"}, spam); !strings.HasPrefix(got, "250") {
+		t.Fatalf("bounce-shaped spam: %q", got)
+	}
+	held, _ := h.store.HeldList(t.Context(), store.HeldQuery{})
+	if len(held) != 1 || held[0].Rcpts[0].Reason != "null-sender" {
+		t.Fatalf("held = %+v, want the bounce-shaped spam held as null-sender", held)
+	}
+	if n := len(h.up.Messages()); n != 3 {
+		t.Fatalf("upstream got %d messages, want 3", n)
+	}
+}

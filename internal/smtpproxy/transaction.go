@@ -67,16 +67,26 @@ func (t *transaction) decide() {
 	l := s.p.deps.Lists
 	sender := s.from.Key()
 	outbound := s.trusted || s.user != ""
+	replyToOurs := false
+	if !outbound {
+		for _, id := range referenced(t.hdr, t.body, s.from.IsNull()) {
+			if l.RelayMessageID(id) {
+				replyToOurs = true
+				break
+			}
+		}
+	}
 	for _, r := range s.rcpts {
 		if r.Discard {
 			t.verd = append(t.verd, slog.String(r.Given, string(r.Reason)))
 			continue
 		}
 		f := policy.DeliverFacts{
-			Outbound:   outbound,
-			NullSender: s.from.IsNull(),
-			NullMode:   s.cfg.NullSender,
-			WhiteTo:    l.WhiteTo(r.Mailbox, r.Mailbox) || (r.Alias && l.WhiteTo(r.Given, r.Mailbox)),
+			Outbound:    outbound,
+			NullSender:  s.from.IsNull(),
+			NullMode:    s.cfg.NullSender,
+			ReplyToOurs: replyToOurs,
+			WhiteTo:     l.WhiteTo(r.Mailbox, r.Mailbox) || (r.Alias && l.WhiteTo(r.Given, r.Mailbox)),
 		}
 		if !f.NullSender {
 			f.WhiteFrom = l.WhiteFrom(sender, r.Mailbox)
@@ -161,6 +171,14 @@ func (t *transaction) afterDelivery() {
 				continue
 			}
 			added = true
+		}
+		if id := msgIDs(t.hdr.MessageID, nil); len(id) == 1 && !l.RelayMessageID(id[0]) {
+			e := store.Entry{List: store.Relay, Key: id[0], Kind: store.KindMsgID, Note: "sent by " + sender, Expires: now.Add(s.cfg.HoldFor)}
+			if err := st.Put(s.ctx, e); err != nil {
+				s.log.Error("relay message-id", "id", s.id, "err", err)
+			} else {
+				added = true
+			}
 		}
 		if added {
 			if err := l.CatchUp(s.ctx, st); err != nil {

@@ -44,6 +44,7 @@ const (
 	KindTo     = "to"     // WHITE: one of our recipients
 	KindSender = "sender" // RELAY: the sender alone passes
 	KindPair   = "pair"   // RELAY: the (sender, recipient) pair passes; Key is PairKey
+	KindMsgID  = "msgid"  // RELAY: a Message-ID our users sent; replies and bounces naming it pass
 )
 
 // PairKey is the RELAY key of a (sender, recipient) pair.
@@ -56,7 +57,7 @@ func PairKey(sender, rcpt string) string { return sender + " " + rcpt }
 //	decoy: Key an address, Note
 //	black: Key an IP, CIDR or sender address, Note the reason, Source, Expires
 //	audir: Key the token hash, Target the sender address, Expires
-//	relay: Key a sender (Kind sender) or PairKey (Kind pair)
+//	relay: Key a sender (Kind sender), PairKey (Kind pair) or <message-id> (Kind msgid), Expires
 //
 // An entry is identified by (List, Key, Kind, Owner).
 type Entry struct {
