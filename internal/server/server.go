@@ -25,6 +25,7 @@ import (
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/postgres"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
 	"github.com/sekisho/sekisho/internal/upstream"
 	"github.com/sekisho/sekisho/internal/web"
@@ -38,6 +39,8 @@ func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "sqlite", "":
 		return sqlite.Open(ctx, cfg.Store.DSN)
+	case "postgres":
+		return postgres.Open(ctx, cfg.Store.DSN)
 	}
 	return nil, fmt.Errorf("store.driver %q: not available in this build", cfg.Store.Driver)
 }
@@ -263,7 +266,11 @@ func (s *Server) Lists() *lists.Lists { return s.lists }
 func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, nil, s.log.With("component", "lists")) })
+	wake := make(chan struct{}, 1)
+	if pg, ok := s.store.(*postgres.DB); ok { // changes of other nodes wake the lists at once
+		wg.Go(func() { pg.Listen(bg, wake) })
+	}
+	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
 
 	errc := make(chan error, len(s.smtp)+1)
