@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
 )
@@ -56,6 +57,11 @@ type Deps struct {
 	Upstream *upstream.Pool
 	Logger   *slog.Logger
 	Now      func() time.Time // nil: time.Now
+
+	// Auth checks senders (SPF, DKIM) when sender_auth = "gate"; nil: "off".
+	Auth *senderauth.Checker
+	// Challenges mails unknown senders a confirmation URL; nil: challenge = false.
+	Challenges *Challenges
 }
 
 // settings are the options in force, with what is derived from them; Reload replaces them

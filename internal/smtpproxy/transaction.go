@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/policy"
+	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -21,6 +22,7 @@ type transaction struct {
 	pass []string
 	held []store.HeldRcpt
 	verd []slog.Attr
+	auth *senderauth.Result // computed once, when needed
 }
 
 func (t *transaction) run() error {
@@ -57,6 +59,13 @@ func (t *transaction) run() error {
 		}
 	}
 	t.afterDelivery()
+	if len(t.held) > 0 {
+		var rcpts []string
+		for _, h := range t.held {
+			rcpts = append(rcpts, h.Rcpt)
+		}
+		t.challenge(rcpts)
+	}
 	t.logDone("ok", nil)
 	return nil
 }
@@ -92,6 +101,9 @@ func (t *transaction) decide() {
 			f.WhiteFrom = l.WhiteFrom(sender, r.Mailbox)
 			f.RelaySender = l.RelaySender(sender)
 			f.RelayPair = l.RelayPair(sender, r.Mailbox)
+		}
+		if !f.NullSender && !f.Outbound && !f.WhiteTo && (f.WhiteFrom || f.RelaySender || f.RelayPair || f.ReplyToOurs) {
+			f.SPFFail = t.authResult().SPFFail
 		}
 		v := policy.Deliver(f)
 		t.verd = append(t.verd, slog.String(r.Given, string(v.Action)+":"+string(v.Reason)))

@@ -1,15 +1,14 @@
 package web
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
 )
@@ -34,26 +33,6 @@ type Confirm struct {
 func (c *Confirm) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /c/{token}", c.get)
 	mux.HandleFunc("POST /c/{token}", c.post)
-}
-
-// HashToken is how a confirmation token is stored: only its SHA-256, in hex.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// validToken reports whether s looks like one of our tokens (base64url, bounded).
-func validToken(s string) bool {
-	if len(s) < 20 || len(s) > 100 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // confirmPage is what the template shows.
@@ -86,12 +65,11 @@ func (c *Confirm) render(w http.ResponseWriter, r *http.Request, status int, p c
 // lookup finds the AUDIR entry of the token in the request. It renders the 404 or 410 page
 // itself and returns ok = false when there is none to act on.
 func (c *Confirm) lookup(w http.ResponseWriter, r *http.Request) (store.Entry, bool) {
-	tok := r.PathValue("token")
-	if !validToken(tok) {
+	hash, err := challenge.ParseToken(r.PathValue("token"))
+	if err != nil {
 		c.render(w, r, http.StatusNotFound, confirmPage{State: "notfound"})
 		return store.Entry{}, false
 	}
-	hash := HashToken(tok)
 	entries, err := c.Store.Entries(r.Context(), store.Audir, store.Query{Q: hash, Limit: 2})
 	if err != nil {
 		c.Log.Error("confirm lookup", "err", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
@@ -53,8 +54,8 @@ func newConfirmEnv(t *testing.T, minWait time.Duration) *confirmEnv {
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
 
-	token := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-	if err := st.Put(t.Context(), store.Entry{List: store.Audir, Key: HashToken(token), Target: "alice@sender.test", Expires: time.Now().Add(time.Hour)}); err != nil {
+	token, _ := challenge.NewToken()
+	if err := st.Put(t.Context(), store.Entry{List: store.Audir, Key: challenge.HashToken(token), Target: "alice@sender.test", Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, rcpt := range []string{"taro@example.jp", "hanako@example.jp"} {
@@ -148,8 +149,8 @@ func TestConfirmUnknownAndExpired(t *testing.T) {
 			t.Errorf("GET %s: %d\n%s", path, code, page)
 		}
 	}
-	old := "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
-	e.st.Put(t.Context(), store.Entry{List: store.Audir, Key: HashToken(old), Target: "bob@sender.test", Expires: time.Now().Add(-time.Minute)})
+	old, _ := challenge.NewToken()
+	e.st.Put(t.Context(), store.Entry{List: store.Audir, Key: challenge.HashToken(old), Target: "bob@sender.test", Expires: time.Now().Add(-time.Minute)})
 	if code, page := e.do(t, "GET", "/c/"+old, nil, "ja"); code != 410 || !strings.Contains(page, "有効期限") {
 		t.Errorf("expired token: %d\n%s", code, page)
 	}
@@ -184,10 +185,10 @@ func FuzzViewToken(f *testing.F) {
 	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x")
 	f.Add("../../etc/passwd", "%00")
 	f.Fuzz(func(t *testing.T, token, view string) {
-		if !validToken(token) {
+		if _, err := challenge.ParseToken(token); err != nil {
 			return
 		}
-		if _, ok := (viewTokens{[]byte("k")}).check(HashToken(token), view); ok {
+		if _, ok := (viewTokens{[]byte("k")}).check(challenge.HashToken(token), view); ok {
 			t.Fatalf("forged view token %q accepted", view)
 		}
 	})
