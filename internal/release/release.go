@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
 )
@@ -18,6 +19,9 @@ type Releaser struct {
 	Upstream *upstream.Pool
 	Scope    string // confirm_scope: "sender" adds the sender to RELAY, "recipient" the pairs
 	Log      *slog.Logger
+	// Lists, when set, are brought up to date after a RELAY write, so this process passes
+	// the sender's next message at once (other processes follow within their interval).
+	Lists *lists.Lists
 }
 
 // Release forwards held message id to rcpts (all its recipients when nil), adds the sender to
@@ -74,7 +78,17 @@ func (r *Releaser) Remember(ctx context.Context, sender string, rcpts []string) 
 				return err
 			}
 		}
+		return r.catchUp(ctx)
+	}
+	if err := r.Store.Put(ctx, store.Entry{List: store.Relay, Key: sender, Kind: store.KindSender, Note: "released"}); err != nil {
+		return err
+	}
+	return r.catchUp(ctx)
+}
+
+func (r *Releaser) catchUp(ctx context.Context) error {
+	if r.Lists == nil {
 		return nil
 	}
-	return r.Store.Put(ctx, store.Entry{List: store.Relay, Key: sender, Kind: store.KindSender, Note: "released"})
+	return r.Lists.CatchUp(ctx, r.Store)
 }
