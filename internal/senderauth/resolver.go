@@ -61,7 +61,13 @@ func NewResolver(addr string, timeout time.Duration) (Resolver, error) {
 		timeout = DefaultTimeout
 	}
 	if addr == "" {
-		return &systemResolver{r: &net.Resolver{}, timeout: timeout}, nil
+		// The system's name server, from resolv.conf, through our client so that answers
+		// are cached per TTL; the standard library's resolver when there is none.
+		cc, err := dns.ClientConfigFromFile(resolvConf)
+		if err != nil || len(cc.Servers) == 0 {
+			return &systemResolver{r: &net.Resolver{}, timeout: timeout}, nil
+		}
+		return newDNSResolver(net.JoinHostPort(cc.Servers[0], cc.Port), timeout), nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -75,6 +81,9 @@ func NewResolver(addr string, timeout time.Duration) (Resolver, error) {
 	}
 	return newDNSResolver(addr, timeout), nil
 }
+
+// resolvConf is where the system's name servers are listed.
+const resolvConf = "/etc/resolv.conf"
 
 // systemResolver is the standard library's resolver with a timeout per lookup. It cannot see
 // TTLs, so it caches nothing: the system's resolver is expected to.
