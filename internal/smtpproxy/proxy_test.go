@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -25,7 +26,7 @@ import (
 
 // harness is a running proxy with a real store and a real upstream SMTP server.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	addr  string // SMTP listener
 	store store.Store
 	lists *lists.Lists
@@ -37,10 +38,11 @@ type harness struct {
 type harnessOpts struct {
 	listener Listener
 	opts     func(*Options)
-	servers  []string // upstream servers; default the test upstream
+	servers  []string     // upstream servers; default the test upstream
+	logger   *slog.Logger // default: debug into the test's output
 }
 
-func newHarness(t *testing.T, ho harnessOpts) *harness {
+func newHarness(t testing.TB, ho harnessOpts) *harness {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -69,7 +71,11 @@ func newHarness(t *testing.T, ho harnessOpts) *harness {
 	if ho.opts != nil {
 		ho.opts(&opts)
 	}
-	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: testenv.Logger(t)})
+	log := ho.logger
+	if log == nil {
+		log = testenv.Logger(t)
+	}
+	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log})
 	lc := ho.listener
 	if lc.Role == "" {
 		lc.Role = "mx"
@@ -113,7 +119,7 @@ func (h *harness) put(e store.Entry) {
 // client is a raw SMTP client from a chosen loopback address, so tests see every reply code
 // and can send what no well-behaved library would.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }

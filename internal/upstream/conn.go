@@ -73,8 +73,12 @@ func (c *conn) setTransport(nc net.Conn) {
 	c.out = countWriter{w: nc}
 	c.br = bufio.NewReader(&c.in)
 	c.text = textproto.NewReader(c.br)
-	c.w = bufio.NewWriter(&c.out)
+	c.w = bufio.NewWriterSize(&c.out, writeBuffer)
 }
+
+// writeBuffer is the size of a connection's write buffer: a message goes out in a few large
+// writes rather than one system call per 4 KB.
+const writeBuffer = 64 << 10
 
 // guard runs f with a cancellation of ctx failing c's I/O, which deadlines
 // alone would not do for a context without a deadline. A connection whose
