@@ -58,7 +58,7 @@ func cmdList(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	st, err := server.OpenStore(ctx, cfg)
+	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func cmdQueue(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	st, err := server.OpenStore(ctx, cfg)
+	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	st, err := server.OpenStore(ctx, cfg)
+	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
 	if err != nil {
 		return err
 	}

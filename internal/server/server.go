@@ -20,9 +20,12 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/certs"
+	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/outbox"
 	"github.com/sekisho/sekisho/internal/release"
+	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/postgres"
@@ -35,12 +38,12 @@ import (
 const FollowInterval = 200 * time.Millisecond
 
 // OpenStore opens the store the configuration names.
-func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Driver {
 	case "sqlite", "":
 		return sqlite.Open(ctx, cfg.Store.DSN)
 	case "postgres":
-		return postgres.Open(ctx, cfg.Store.DSN)
+		return postgres.OpenWith(ctx, cfg.Store.DSN, postgres.Options{Logger: log.With("component", "store")})
 	}
 	return nil, fmt.Errorf("store.driver %q: not available in this build", cfg.Store.Driver)
 }
@@ -71,6 +74,9 @@ type Server struct {
 	smtp     []boundSMTP
 	web      *web.Server
 	tls      *tls.Config
+	version  string         // SetVersion: reported in the node registry
+	px       proxies        // HTTP forward proxy and SOCKS5
+	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
 }
 
 type boundSMTP struct {
@@ -86,7 +92,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			s.close()
 		}
 	}()
-	if s.store, err = OpenStore(ctx, cfg); err != nil {
+	if s.store, err = OpenStore(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	s.lists = lists.New()
@@ -102,6 +108,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		if err = s.buildWeb(); err != nil {
 			return nil, err
 		}
+	}
+	if err = s.buildProxies(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -137,7 +146,7 @@ func (s *Server) buildWeb() error {
 	mux := http.NewServeMux()
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log},
+		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists},
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
@@ -166,7 +175,20 @@ func (s *Server) buildSMTP() error {
 		return fmt.Errorf("smtp.upstream: %w", err)
 	}
 	s.upstream = pool
-	s.proxy = smtpproxy.New(smtpOptions(cfg), smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")})
+	deps := smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")}
+	if cfg.Antispam.SenderAuth == "gate" {
+		res, err := senderauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
+		if err != nil {
+			return fmt.Errorf("dns.resolver: %w", err)
+		}
+		deps.Auth = &senderauth.Checker{Resolver: res, Timeout: cfg.DNS.Timeout.Duration}
+	}
+	if cfg.Antispam.Challenge {
+		if deps.Challenges, err = s.buildChallenges(pool); err != nil {
+			return err
+		}
+	}
+	s.proxy = smtpproxy.New(smtpOptions(cfg), deps)
 	for i, lc := range cfg.SMTP.Listeners {
 		l, err := net.Listen("tcp", lc.Address)
 		if err != nil {
@@ -177,6 +199,33 @@ func (s *Server) buildSMTP() error {
 		}})
 	}
 	return nil
+}
+
+// buildChallenges sets up URL-click confirmation: the outbox that sends the challenge mail
+// (through challenge_relay, or the upstream servers) and the caps.
+func (s *Server) buildChallenges(pool *upstream.Pool) (*smtpproxy.Challenges, error) {
+	cfg := s.cfg
+	a := cfg.Antispam
+	relay := pool
+	if a.ChallengeRelay != "" {
+		var err error
+		relay, err = upstream.New(upstream.Options{
+			Servers: []string{a.ChallengeRelay}, TLS: cfg.SMTP.Upstream.TLS, HeloName: cfg.Hostname,
+			ConnectTimeout: cfg.SMTP.Upstream.ConnectTimeout.Duration, Logger: s.log.With("component", "challenge_relay"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("antispam.challenge_relay: %w", err)
+		}
+	}
+	s.outbox = &outbox.Sender{Store: s.store, Upstream: relay, Log: s.log.With("component", "outbox"), MaxAge: a.HoldFor.Duration}
+	return &smtpproxy.Challenges{
+		Outbox:   s.outbox,
+		Limiter:  challenge.NewLimiter(a.ChallengePerIPHour, a.ChallengePerHour, challenge.NewMemCounter()),
+		From:     a.ChallengeFrom,
+		BaseURL:  a.BaseURL,
+		Language: challenge.Language(a.ChallengeLanguage),
+		Interval: a.ChallengeInterval.Duration,
+	}, nil
 }
 
 // smtpOptions are the SMTP proxy's options from the configuration.
@@ -223,6 +272,7 @@ func (s *Server) Reload(cfg *config.Config) {
 		s.upstream = pool
 		old.Close() // transactions under way finish on their connections
 	}
+	s.reloadProxies(cfg)
 	s.cfg = cfg
 	s.log.Info("configuration reloaded", "config", cfg.File)
 }
@@ -243,6 +293,13 @@ func restartKeys(old, new *config.Config) []string {
 	check("smtp.listener", old.SMTP.Listeners, new.SMTP.Listeners)
 	check("smtp.max_message_bytes", old.SMTP.MaxMessageBytes, new.SMTP.MaxMessageBytes)
 	check("smtp.max_recipients", old.SMTP.MaxRecipients, new.SMTP.MaxRecipients)
+	check("dns", old.DNS, new.DNS)
+	check("antispam.challenge", old.Antispam.Challenge, new.Antispam.Challenge)
+	check("antispam.sender_auth", old.Antispam.SenderAuth, new.Antispam.SenderAuth)
+	check("web.listen", old.Web.Listen, new.Web.Listen)
+	check("web.listen_plain", old.Web.ListenPlain, new.Web.ListenPlain)
+	check("http_proxy.listen", old.HTTPProxy.Listen, new.HTTPProxy.Listen)
+	check("socks.listen", old.Socks.Listen, new.Socks.Listen)
 	return keys
 }
 
@@ -272,8 +329,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
+	s.startCluster(bg, &wg)
 
-	errc := make(chan error, len(s.smtp)+1)
+	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
 	for _, b := range s.smtp {
 		s.log.Info("smtp listening", "address", b.l.Addr().String(), "role", b.lc.Role, "tls", b.lc.TLS)
 		wg.Go(func() {
@@ -286,6 +344,14 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		wg.Go(func() {
 			if err := s.web.Run(); err != nil {
 				errc <- fmt.Errorf("web: %w", err)
+			}
+		})
+	}
+	s.serveProxies(&wg, errc)
+	if s.outbox != nil {
+		wg.Go(func() {
+			if err := s.outbox.Run(bg); err != nil {
+				s.log.Error("outbox stopped", "err", err)
 			}
 		})
 	}
@@ -307,6 +373,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 			s.log.Warn("web shutdown", "err", err)
 		}
 	}
+	s.shutdownProxies(sctx)
 	stopBG()
 	wg.Wait()
 	s.close()
@@ -344,6 +411,7 @@ func (s *Server) close() {
 	for _, b := range s.smtp {
 		b.l.Close()
 	}
+	s.closeProxyListeners()
 	if s.web != nil {
 		s.web.Shutdown(context.Background())
 	}

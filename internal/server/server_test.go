@@ -108,8 +108,9 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go srv.Run(ctx, time.Second)
+	stopped := make(chan struct{})
+	go func() { srv.Run(ctx, time.Second); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
 	addr := srv.SMTPAddrs()[0].String()
 	send := func() {
 		t.Helper()

@@ -51,7 +51,8 @@ var (
 		ON CONFLICT (list, key, kind, owner) DO UPDATE SET target = excluded.target, note = excluded.note,
 		source = excluded.source, disabled = excluded.disabled, updated = excluded.updated, expires = excluded.expires`)
 	deleteSQL = logged(store.OpDel, `DELETE FROM entries WHERE list = $3 AND key = $4 AND kind = $5 AND owner = $6`)
-	expireSQL = logged(store.OpDel, `DELETE FROM entries WHERE expires > 0 AND expires <= $1`)
+	expireSQL = logged(store.OpDel, `DELETE FROM entries WHERE (list, key, kind, owner) IN (
+	SELECT list, key, kind, owner FROM entries WHERE expires > 0 AND expires <= $1 FOR UPDATE SKIP LOCKED)`)
 )
 
 // Put implements store.Store.

@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -280,10 +282,24 @@ func (d *DB) OutboxAdd(ctx context.Context, m *store.OutMsg) error {
 	return nil
 }
 
-// OutboxDue implements store.Store.
+// OutboxLease is how long a message OutboxDue returned stays out of the other nodes' reach.
+const OutboxLease = 5 * time.Minute
+
+// OutboxDue implements store.Store. Several nodes may send the outbox at once: each message
+// due is leased to the caller, its next try moved OutboxLease ahead in the same statement
+// (rows another node is leasing at that moment are skipped, not waited for), so two callers
+// never get the same message while the lease runs. The caller then ends the lease with
+// OutboxDone (sent: deleted) or OutboxRetry (rescheduled). A node that dies between
+// OutboxDue and either leaves the message to be tried again once the lease has run out: only
+// then may a message be sent twice, when the dead node had handed it over already.
+//
+// NextTry in the result is the time the message was due, not the end of the lease.
 func (d *DB) OutboxDue(ctx context.Context, now time.Time, limit int) ([]store.OutMsg, error) {
-	rows, err := d.pool.Query(ctx, `SELECT id, kind, mail_from, rcpts, data, created, next_try, attempts, last_error
-		FROM outbox WHERE next_try <= $1 ORDER BY next_try, id LIMIT $2`, ms(now), limit)
+	rows, err := d.pool.Query(ctx, `WITH due AS (
+			SELECT id, next_try FROM outbox WHERE next_try <= $1 ORDER BY next_try, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+		UPDATE outbox o SET next_try = $3 FROM due WHERE o.id = due.id
+		RETURNING o.id, o.kind, o.mail_from, o.rcpts, o.data, o.created, due.next_try, o.attempts, o.last_error`,
+		ms(now), limit, ms(now.Add(OutboxLease)))
 	if err != nil {
 		return nil, fmt.Errorf("outbox due: %w", err)
 	}
@@ -301,6 +317,10 @@ func (d *DB) OutboxDue(ctx context.Context, now time.Time, limit int) ([]store.O
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("outbox due: %w", err)
 	}
+	// UPDATE ... RETURNING keeps no order: oldest due first, as on SQLite.
+	slices.SortFunc(out, func(a, b store.OutMsg) int {
+		return cmp.Or(a.NextTry.Compare(b.NextTry), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 

@@ -91,6 +91,7 @@ type DB struct {
 	log       *slog.Logger
 	keepAlive time.Duration
 	now       func() time.Time
+	locks     locker // the job locks of TryLock (cluster.go)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -142,9 +143,10 @@ func OpenWith(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// Close closes every connection of the pool. A running Listen has its own connection, which
-// goes when its context ends.
+// Close closes every connection of the pool and the lock connection (freeing the job locks).
+// A running Listen has its own connection, which goes when its context ends.
 func (d *DB) Close() error {
+	d.locks.close()
 	d.pool.Close()
 	return nil
 }
