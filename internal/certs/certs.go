@@ -90,28 +90,3 @@ func writeFile(name string, data []byte, perm os.FileMode) error {
 	}
 	return nil
 }
-
-// Secret returns the 32-byte key kept in path, creating it (owner-only) when missing.
-func Secret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) == 32 {
-		return b, nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("secret %s: %w", path, err)
-	}
-	if err == nil {
-		return nil, fmt.Errorf("secret %s: want 32 bytes, found %d", path, len(b))
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("secret %s: %w", path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("secret %s: %w", path, err)
-	}
-	if err := writeFile(path, b, 0o600); err != nil {
-		return nil, err
-	}
-	return b, nil
-}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -138,7 +137,9 @@ func (s *Server) buildWeb() error {
 			return fmt.Errorf("smtp.upstream: %w", err)
 		}
 	}
-	key, err := certs.Secret(filepath.Join(cfg.DataDir, "web.key"))
+	// The key that signs confirmation page views is in the store: a page shown by one node
+	// may be confirmed on another.
+	key, err := s.store.Secret(context.Background(), "confirm-view", 32)
 	if err != nil {
 		return err
 	}

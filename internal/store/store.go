@@ -199,6 +199,10 @@ type Store interface {
 	// HeldExpire deletes held messages whose expiry is at or before now.
 	HeldExpire(ctx context.Context, now time.Time) (int, error)
 
+	// Secret returns the installation's secret called name, made of size random bytes the
+	// first time it is asked for; every process and node sharing the store gets the same.
+	Secret(ctx context.Context, name string, size int) ([]byte, error)
+
 	OutboxAdd(ctx context.Context, m *OutMsg) error
 	OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutMsg, error)
 	OutboxDone(ctx context.Context, id int64) error

@@ -19,6 +19,26 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("Held", func(t *testing.T) { testHeld(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
+	t.Run("Secret", func(t *testing.T) { testSecret(t, open(t)) })
+}
+
+func testSecret(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, err := s.Secret(ctx, "web", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Secret(ctx, "web", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Secret(ctx, "other", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 32 || !bytes.Equal(a, b) || bytes.Equal(a, c) {
+		t.Fatalf("Secret: %x, again %x, other %x; want one stable random value per name", a, b, c)
+	}
 }
 
 func testPutDelete(t *testing.T, s store.Store) {
