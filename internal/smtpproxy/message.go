@@ -9,10 +9,47 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // errBareLineEnding is returned for a message with a CR or LF that is not part of a CRLF.
 var errBareLineEnding = errors.New("bare CR or LF in message")
+
+// errCaptureMismatch is not expected: the wiretap captured a message and go-smtp's reader
+// still had content or failed.
+var errCaptureMismatch = errors.New("wiretap captured the message, but go-smtp read content")
+
+// readData returns the message of the DATA command. The wiretap normally captures it
+// (wiretap.Options.CaptureData): go-smtp's reader r then yields nothing, and the message,
+// un-stuffed, size-checked and checked for bare line endings by the tap, comes from
+// TakeMessage; the session owns it. When the tap did not capture (content pipelined behind
+// DATA, a BDAT earlier on the connection), the message is read from r as before; when the
+// stream failed, r reports it.
+func (s *session) readData(r io.Reader) ([]byte, error) {
+	var first [1]byte
+	n, err := io.ReadAtLeast(r, first[:], 1)
+	if s.tap != nil {
+		if msg, tooBig, bare, ok := s.tap.TakeMessage(); ok {
+			switch {
+			case tooBig:
+				return nil, smtp.ErrDataTooLarge
+			case n != 0 || err != io.EOF:
+				return nil, errCaptureMismatch
+			case bare:
+				return nil, errBareLineEnding
+			}
+			return msg, nil
+		}
+	}
+	switch {
+	case err == io.EOF:
+		return []byte{}, nil // an empty message
+	case err != nil:
+		return nil, err
+	}
+	return readMessage(io.MultiReader(bytes.NewReader(first[:n]), r), s.mailOpts.Size)
+}
 
 // readMessage reads the whole DATA stream (go-smtp's reader has already undone the
 // dot-stuffing and enforces the size limit) and refuses any line ending other than CRLF:

@@ -2,9 +2,12 @@ package smtpproxy
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/store"
 )
 
 func TestCheckLineEndings(t *testing.T) {
@@ -76,4 +79,48 @@ func FuzzHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A message sent after the 354 reply is captured by the wiretap; one pipelined behind DATA
+// (RFC 2920 forbids it) is read by go-smtp. Both reach the upstream the same, dot-stuffing
+// undone, and both are refused for a bare LF or for their size.
+func TestDataCapturedOrNot(t *testing.T) {
+	h := newHarness(t, harnessOpts{opts: func(o *Options) { o.MaxMessageBytes = 1000 }})
+	h.put(store.Entry{List: store.White, Key: "friend@partner.test", Kind: store.KindFrom})
+	const sent = "Subject: dots\r\n\r\n..leading dot\r\n.\r\n"
+	const want = "Subject: dots\r\n\r\n.leading dot\r\n"
+	transaction := func(pipelined bool, body string) string {
+		c, _ := h.dial("127.0.0.2")
+		c.expect("250", "EHLO client.test")
+		c.expect("250", "MAIL FROM:<friend@partner.test>")
+		c.expect("250", "RCPT TO:<taro@example.jp>")
+		if pipelined {
+			fmt.Fprint(c.conn, "DATA\r\n"+body)
+			if got := c.reply(); !strings.HasPrefix(got, "354") {
+				t.Fatalf("DATA: %q", got)
+			}
+			return c.reply()
+		}
+		c.expect("354", "DATA")
+		fmt.Fprint(c.conn, body)
+		return c.reply()
+	}
+	for _, pipelined := range []bool{false, true} {
+		n := len(h.up.Messages())
+		if got := transaction(pipelined, sent); !strings.HasPrefix(got, "250") {
+			t.Fatalf("pipelined %v: reply %q", pipelined, got)
+		}
+		if m := h.up.Wait(t, n+1)[n]; !strings.HasSuffix(string(m.Data), "\r\n"+want) {
+			t.Errorf("pipelined %v: upstream got %q", pipelined, m.Data)
+		}
+		if got := transaction(pipelined, "Subject: x\r\n\r\nline\nsmuggled\r\n.\r\n"); !strings.HasPrefix(got, "550 5.6.0") {
+			t.Errorf("pipelined %v, bare LF: reply %q", pipelined, got)
+		}
+		if got := transaction(pipelined, strings.Repeat("0123456789\r\n", 100)+".\r\n"); !strings.HasPrefix(got, "552 5.3.4") {
+			t.Errorf("pipelined %v, too big: reply %q", pipelined, got)
+		}
+		if got := transaction(pipelined, ".\r\n"); !strings.HasPrefix(got, "250") {
+			t.Errorf("pipelined %v, empty message: reply %q", pipelined, got)
+		}
+	}
 }

@@ -167,7 +167,7 @@ func (p *Proxy) Serve(l net.Listener, lc Listener) error {
 	p.servers = append(p.servers, srv)
 	p.mu.Unlock()
 
-	l = tapListener{Listener: &gateListener{Listener: l, p: p}, lc: lc}
+	l = tapListener{Listener: &gateListener{Listener: l, p: p}, lc: lc, maxMessage: srv.MaxMessageBytes}
 	return srv.Serve(l)
 }
 

@@ -287,9 +287,12 @@ func (s *session) decoyHit(decoy string) {
 func (s *session) Data(r io.Reader) error {
 	if s.burned {
 		io.Copy(io.Discard, r)
+		if s.tap != nil {
+			s.tap.TakeMessage() // dropped
+		}
 		return smtpErr(policy.ReplyRefused)
 	}
-	body, err := readMessage(r, s.mailOpts.Size)
+	body, err := s.readData(r)
 	if errors.Is(err, errBareLineEnding) {
 		s.log.Info("smtp data rejected", "id", s.id, "reason", "bare-line-ending")
 		return errBareLF

@@ -2,6 +2,7 @@ package smtpproxy
 
 import (
 	"crypto/tls"
+	"math"
 	"net"
 
 	"github.com/sekisho/sekisho/internal/wiretap"
@@ -10,9 +11,12 @@ import (
 // tapListener wraps every accepted connection in a wiretap.Conn, which records the raw RCPT
 // paths (go-smtp normalises them away) and owns TLS: STARTTLS is answered by the tap, and an
 // implicit-TLS connection is wrapped after its tls.Server. go-smtp never does TLS itself.
+// The tap also captures DATA content (wiretap.Options.CaptureData), which go-smtp would
+// read one byte at a time: Session.Data takes the message with TakeMessage.
 type tapListener struct {
 	net.Listener
-	lc Listener
+	lc         Listener
+	maxMessage int64 // go-smtp's Server.MaxMessageBytes; 0: no limit
 }
 
 func (l tapListener) Accept() (net.Conn, error) {
@@ -20,13 +24,17 @@ func (l tapListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts := wiretap.Options{CaptureData: l.maxMessage}
+	if opts.CaptureData <= 0 {
+		opts.CaptureData = math.MaxInt64
+	}
 	switch l.lc.TLS {
 	case "implicit":
-		return wiretap.New(tls.Server(c, l.lc.TLSConfig)), nil
+		c = tls.Server(c, l.lc.TLSConfig)
 	case "starttls":
-		return wiretap.NewWithOptions(c, wiretap.Options{StartTLS: l.lc.TLSConfig}), nil
+		opts.StartTLS = l.lc.TLSConfig
 	}
-	return wiretap.New(c), nil
+	return wiretap.NewWithOptions(c, opts), nil
 }
 
 // findTap returns the wiretap of a connection accepted by tapListener.

@@ -83,6 +83,14 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	body, err := io.ReadAll(r)
+	if s.tap != nil {
+		if msg, tooBig, _, ok := s.tap.TakeMessage(); ok {
+			if tooBig {
+				return smtp.ErrDataTooLarge
+			}
+			body = append(body, msg...)
+		}
+	}
 	s.b.mu.Lock()
 	s.b.bodies = append(s.b.bodies, string(body))
 	s.b.mu.Unlock()

@@ -104,6 +104,13 @@ type scanner struct {
 	backlog    []byte // client bytes not scanned yet (modeAwait)
 	backlogErr bool   // and a read error after them
 
+	// DATA capture (Options.CaptureData; see capture.go).
+	capture   bool   // enabled
+	capturing bool   // the Conn takes the content of the current DATA (modeData)
+	dataSeq   uint64 // 354 replies to DATA so far
+	sawBDAT   bool   // a BDAT command was read
+	readFail  bool   // a read from the client failed
+
 	rcpts []rcpt
 	marks []mark
 
@@ -181,6 +188,7 @@ func (s *scanner) client(b []byte, fresh bool) (n int, intercept bool) {
 // could not be read ends with no reply.
 func (s *scanner) clientErr() {
 	s.lineStart = -1
+	s.readFail = true
 	switch s.mode {
 	case modeAwait:
 		s.backlogErr = true
@@ -239,6 +247,7 @@ func (s *scanner) endLine() (intercept bool) {
 		s.pause(kindAuth, idx)
 	case "BDAT":
 		s.cmds++
+		s.sawBDAT = true
 		if overlong {
 			s.blind() // cannot know the chunk size
 			break
@@ -330,6 +339,80 @@ func (s *scanner) data(b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+// canCapture reports whether the Conn may take the content of the DATA
+// command just answered 354 off go-smtp's hands: go-smtp holds nothing
+// after the command line (nothing was pipelined behind DATA), and go-smtp's
+// line-length count is known (no read failed, no BDAT, which turns the
+// count off while go-smtp reads a chunk). See capture.go.
+func (s *scanner) canCapture() bool {
+	return len(s.backlog) == 0 && !s.backlogErr && !s.readFail && !s.sawBDAT
+}
+
+// capturingData reports whether the Conn is to take the message content
+// the client sends now.
+func (s *scanner) capturingData() bool {
+	return s.mode == modeData && s.capturing
+}
+
+// unstuff reads message content as go-smtp's dataReader does (see data),
+// and writes what the dataReader would return to the front of b, in place:
+// b[:w] is the content of b[:r], and end reports that b[:r] ends with the
+// end marker (which is not content).
+func (s *scanner) unstuff(b []byte) (w, r int, end bool) {
+	for r < len(b) {
+		if s.dataState == stateData {
+			// Inside a line every byte is content up to a CR: move the run
+			// in one step.
+			k := len(b) - r
+			if j := bytes.IndexByte(b[r:], '\r'); j >= 0 {
+				k = j + 1
+				s.dataState = stateCR
+			}
+			if w != r {
+				copy(b[w:], b[r:r+k])
+			}
+			w += k
+			r += k
+			continue
+		}
+		c := b[r]
+		r++
+		switch s.dataState {
+		case stateBeginLine:
+			switch c {
+			case '.':
+				s.dataState = stateDot
+				continue // dropped
+			case '\r':
+				s.dataState = stateCR
+			default:
+				s.dataState = stateData
+			}
+		case stateDot:
+			if c == '\r' {
+				s.dataState = stateDotCR
+				continue // dropped
+			}
+			s.dataState = stateData
+		case stateDotCR:
+			if c == '\n' {
+				s.mode = modeCommand
+				return w, r, true
+			}
+			s.dataState = stateData
+		case stateCR:
+			if c == '\n' {
+				s.dataState = stateBeginLine
+			} else {
+				s.dataState = stateData
+			}
+		}
+		b[w] = c
+		w++
+	}
+	return w, r, false
 }
 
 // resume scans the backlog after the awaited reply came.
@@ -438,6 +521,8 @@ func (s *scanner) finalReply(code int) {
 		switch {
 		case s.await == kindData && code == 354:
 			s.mode, s.dataState = modeData, stateBeginLine
+			s.dataSeq++
+			s.capturing = s.capture && s.canCapture()
 			s.resume()
 			return
 		case s.await == kindAuth && code == 334:

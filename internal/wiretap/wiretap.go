@@ -84,6 +84,15 @@
 // unchecked. With go-smtp's default limits this does not happen to a client
 // that follows RFC 5321, nor to one that pipelines against the rules.
 //
+// # DATA capture
+//
+// With Options.CaptureData, the Conn also reads DATA message content
+// itself, in large reads, rather than let go-smtp read it one byte at a
+// time: it undoes the dot-stuffing exactly as go-smtp's dataReader would,
+// checks the size limit and the line endings, and hands go-smtp only an end
+// marker, so that go-smtp reads an empty message; Session.Data takes the
+// real one with TakeMessage. See capture.go.
+//
 // A Conn serves one go-smtp server connection (SMTP, not LMTP); everything
 // written to it must be go-smtp's replies.
 package wiretap
@@ -95,6 +104,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 const (
@@ -119,8 +130,16 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// MaxLineLength is the longest command line recorded; zero means
 	// DefaultMaxLineLength. Set it to go-smtp's Server.MaxLineLength if
-	// that is raised.
+	// that is changed, or to -1 if that is turned off (zero or less): it
+	// is also go-smtp's line limit, which the Conn applies to message
+	// content it captures.
 	MaxLineLength int
+	// CaptureData, if positive, makes the Conn take the content of DATA
+	// commands off go-smtp's hands: go-smtp reads an empty message, and
+	// the session fetches the real one with TakeMessage (see capture.go).
+	// It is the size limit: set it to go-smtp's Server.MaxMessageBytes.
+	// Zero leaves the content to go-smtp.
+	CaptureData int64
 }
 
 // Conn is a client connection that records the raw RCPT paths go-smtp
@@ -142,9 +161,15 @@ type Conn struct {
 
 	// Used by the reading goroutine only.
 	out     []byte // scanned bytes for go-smtp
+	outErr  error  // error to return with the last of out
+	outBuf  []byte // backing of out after a capture
 	held    []byte // an intercepted STARTTLS line and what followed it
 	pending bool   // held is waiting for go-smtp to answer what came before
 	readErr error  // error to return once out is drained
+	capt    capture
+	tooLong bool // captured content broke go-smtp's line limit: reads fail
+
+	done message // a captured message for TakeMessage; under mu
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -166,6 +191,14 @@ func NewWithOptions(c net.Conn, opts Options) *Conn {
 		w.opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	w.sc = newScanner(opts.MaxLineLength, w.opts.StartTLS != nil)
+	if opts.CaptureData > 0 {
+		w.sc.capture = true
+		w.capt.limit = opts.CaptureData
+		w.capt.lineMax = max(opts.MaxLineLength, 0)
+		if opts.MaxLineLength == 0 {
+			w.capt.lineMax = DefaultMaxLineLength
+		}
+	}
 	return w
 }
 
@@ -222,6 +255,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if len(c.out) > 0 {
 			n := copy(p, c.out)
 			c.out = c.out[n:]
+			if err := c.outErr; len(c.out) == 0 && err != nil {
+				c.outErr = nil
+				return n, err
+			}
 			return n, nil
 		}
 		if c.pending {
@@ -234,11 +271,25 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.readErr = nil
 			return 0, err
 		}
+		if c.tooLong {
+			return 0, smtp.ErrTooLongLine
+		}
 		c.mu.Lock()
 		broken := c.broken
+		capturing := c.sc.capturingData()
 		c.mu.Unlock()
 		if broken != nil {
 			return 0, broken
+		}
+		if capturing {
+			progress, err := c.captureRead()
+			if err != nil {
+				return 0, err
+			}
+			if !progress {
+				return 0, nil
+			}
+			continue
 		}
 
 		n, err := c.transport().Read(p)
