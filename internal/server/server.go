@@ -103,13 +103,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, err
 		}
 	}
+	// The proxies first: buildProxies makes the blacklister the web server uses too.
+	if err = s.buildProxies(); err != nil {
+		return nil, err
+	}
 	if len(cfg.Web.Listen)+len(cfg.Web.ListenPlain) > 0 {
 		if err = s.buildWeb(); err != nil {
 			return nil, err
 		}
-	}
-	if err = s.buildProxies(); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
@@ -154,9 +155,14 @@ func (s *Server) buildWeb() error {
 		Log:      log,
 	}
 	confirm.Register(mux)
+	routes, err := webRoutes(cfg.Web.Routes, log)
+	if err != nil {
+		return err
+	}
 	s.web, err = web.New(web.Options{
 		Listen: cfg.Web.Listen, ListenPlain: cfg.Web.ListenPlain, AppHost: cfg.Web.AppHost, TLSConfig: tc,
-	}, web.Deps{Lists: s.lists, App: mux, Logger: log})
+		BlacklistProbes: cfg.Antispam.BlacklistProbes,
+	}, web.Deps{Lists: s.lists, App: mux, Routes: routes, Blacklister: s.px.bl, Logger: log})
 	return err
 }
 
@@ -299,6 +305,7 @@ func restartKeys(old, new *config.Config) []string {
 	check("antispam.sender_auth", old.Antispam.SenderAuth, new.Antispam.SenderAuth)
 	check("web.listen", old.Web.Listen, new.Web.Listen)
 	check("web.listen_plain", old.Web.ListenPlain, new.Web.ListenPlain)
+	check("web.route", old.Web.Routes, new.Web.Routes)
 	check("http_proxy.listen", old.HTTPProxy.Listen, new.HTTPProxy.Listen)
 	check("socks.listen", old.Socks.Listen, new.Socks.Listen)
 	return keys

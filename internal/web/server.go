@@ -1,6 +1,10 @@
 // Package web is sekisho's HTTPS server: the built-in app on app_host (confirmation pages,
-// later the portal, admin pages and API), /healthz, and strict limits on what a client may
-// send (SPEC §5). A client in BLACK gets 403 from every listener.
+// later the portal, admin pages and API), the [[web.route]] sites (reverse proxy or static
+// files, matched by exact Host and longest path prefix), /healthz, and strict limits on what
+// a client may send (SPEC §5). A client in BLACK gets 403 from every listener. A proxy probe
+// (a CONNECT, or a request in absolute form for a host this server does not serve) gets 400,
+// is counted, and puts the client in BLACK when blacklist_probes is on. The plain HTTP
+// listeners serve the routes marked Plain and redirect everything else to HTTPS.
 package web
 
 import (
@@ -12,8 +16,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
@@ -32,17 +38,56 @@ const (
 // Options configure the web server.
 type Options struct {
 	Listen      []string    // HTTPS listeners
-	ListenPlain []string    // plain HTTP listeners: redirect to HTTPS
+	ListenPlain []string    // plain HTTP listeners: redirect to HTTPS, or serve routes with Plain
 	AppHost     string      // host name of the built-in app
 	TLSConfig   *tls.Config // certificate of the HTTPS listeners
+	// BlacklistProbes hands proxy probers to the Blacklister (antispam.blacklist_probes).
+	BlacklistProbes bool
 }
+
+// Route is one [[web.route]]: requests for Host whose path is under Path go to Handler.
+type Route struct {
+	Host string // exact, case-insensitive
+	// Path is a prefix. "/docs/" takes /docs and everything under it; "/api" takes /api
+	// and /api/..., not /apix. The longest matching Path of a Host wins.
+	Path    string
+	Plain   bool         // served on the plain listeners too (plain = "serve"); else they redirect
+	Handler http.Handler // a reverse proxy or static files
+}
+
+// Starter is an optional power of a Route's Handler: work of its own, such as health
+// checks, that runs from Run until Shutdown. Stop is called once, even without Start.
+type Starter interface {
+	Start(ctx context.Context)
+	Stop()
+}
+
+// Blacklister puts a client in BLACK for every module and node, before the client gets its
+// refusal; source is "proxy-abuse" and note says what the client did.
+type Blacklister interface {
+	Blacklist(ctx context.Context, ip netip.Addr, source, note string) error
+}
+
+// SourceProxyAbuse is the source of the BLACK entries made for proxy probes.
+const SourceProxyAbuse = "proxy-abuse"
+
+// blacklistTimeout bounds the store write that puts a prober in BLACK.
+const blacklistTimeout = 5 * time.Second
 
 // Deps are the parts the web server works with.
 type Deps struct {
-	Lists  *lists.Lists
-	App    http.Handler // the built-in app, served on AppHost
-	Logger *slog.Logger
-	Now    func() time.Time
+	Lists       *lists.Lists
+	App         http.Handler // the built-in app, served on AppHost
+	Routes      []Route
+	Blacklister Blacklister // nil: probes are refused, counted and logged only
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Stats are the web server's counters since New.
+type Stats struct {
+	Refused     map[string]int64 // refusals by reason: "black-ip", "proxy-probe"
+	Blacklisted int64            // probers handed to the Blacklister successfully
 }
 
 // Server is the web server. New binds every listener, Run serves, Shutdown stops.
@@ -52,8 +97,14 @@ type Server struct {
 	log    *slog.Logger
 	https  []net.Listener
 	plain  []net.Listener
+	routes map[string][]Route // by lower-case host, longest path first
 	mu     sync.Mutex
 	served []*http.Server
+
+	refusedBlack atomic.Int64
+	refusedProbe atomic.Int64
+	blacklisted  atomic.Int64
+	stopOnce     sync.Once
 }
 
 // New binds the listeners; on error none is left open.
@@ -64,7 +115,7 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{opts: opts, deps: deps, log: deps.Logger}
+	s := &Server{opts: opts, deps: deps, log: deps.Logger, routes: routeTable(deps.Routes)}
 	bind := func(key string, addrs []string) ([]net.Listener, error) {
 		var out []net.Listener
 		for i, a := range addrs {
@@ -104,44 +155,132 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// Handler is the HTTPS handler: BLACK check, then routing by Host.
+// Handler is the HTTPS handler: the guard, then routing by Host: the built-in app on
+// AppHost, then the routes, then /healthz for any other host.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(hostOnly(r.Host), s.opts.AppHost) || s.deps.App == nil {
+	app := http.NewServeMux()
+	app.HandleFunc("GET /healthz", serveHealth)
+	app.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.deps.App == nil {
 			http.NotFound(w, r)
 			return
 		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 		s.deps.App.ServeHTTP(w, r)
 	})
-	return s.guard(mux)
+	return s.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := hostOnly(r.Host)
+		if strings.EqualFold(host, s.opts.AppHost) {
+			app.ServeHTTP(w, r)
+			return
+		}
+		if rt, ok := s.route(host, r.URL.Path); ok {
+			rt.Handler.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			serveHealth(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
 }
 
-// guard refuses blacklisted clients and proxy-style requests, and bounds the body.
+func serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// routeTable sorts the routes by host, longest path first.
+func routeTable(routes []Route) map[string][]Route {
+	t := map[string][]Route{}
+	for _, r := range routes {
+		h := strings.ToLower(r.Host)
+		t[h] = append(t[h], r)
+	}
+	for _, rs := range t {
+		slices.SortStableFunc(rs, func(a, b Route) int { return len(b.Path) - len(a.Path) })
+	}
+	return t
+}
+
+// route finds the route of a request: exact host, longest path prefix.
+func (s *Server) route(host, p string) (Route, bool) {
+	for _, rt := range s.routes[strings.ToLower(host)] {
+		if pathUnder(p, rt.Path) {
+			return rt, true
+		}
+	}
+	return Route{}, false
+}
+
+// pathUnder reports whether p is prefix itself or below it, on segment boundaries.
+func pathUnder(p, prefix string) bool {
+	if strings.HasSuffix(prefix, "/") {
+		return strings.HasPrefix(p, prefix) || p == prefix[:len(prefix)-1] && p != ""
+	}
+	return p == prefix || strings.HasPrefix(p, prefix) && p[len(prefix)] == '/'
+}
+
+// serves reports a host this server answers for: the app's or a route's.
+func (s *Server) serves(host string) bool {
+	if strings.EqualFold(host, s.opts.AppHost) {
+		return true
+	}
+	_, ok := s.routes[strings.ToLower(host)]
+	return ok
+}
+
+// guard refuses blacklisted clients and proxy-style requests.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := remoteIP(r)
 		if s.deps.Lists != nil && s.deps.Lists.BlackIP(ip, s.deps.Now()) {
+			s.refusedBlack.Add(1)
 			s.log.Info("web request refused", "client", ip.String(), "reason", "black-ip")
 			http.Error(w, "Forbidden", http.StatusForbidden)
 			return
 		}
-		if r.Method == http.MethodConnect || isAbsoluteForm(r) && !strings.EqualFold(hostOnly(r.URL.Host), s.opts.AppHost) {
-			s.log.Info("web request refused", "client", ip.String(), "reason", "proxy-probe", "method", r.Method, "target", r.RequestURI)
-			http.Error(w, "Bad Request", http.StatusBadRequest)
+		if r.Method == http.MethodConnect || isAbsoluteForm(r) && !s.serves(hostOnly(r.URL.Host)) {
+			s.refuseProbe(w, r, ip)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 		next.ServeHTTP(w, r)
 	})
 }
 
-// redirect sends plain HTTP clients to HTTPS.
-func (s *Server) redirect() http.Handler {
+// refuseProbe answers a proxy probe with 400, and puts the client in BLACK first when
+// blacklist_probes is on, so that its next connection to any module is refused.
+func (s *Server) refuseProbe(w http.ResponseWriter, r *http.Request, ip netip.Addr) {
+	s.refusedProbe.Add(1)
+	s.log.Info("web request refused", "client", ip.String(), "reason", "proxy-probe", "method", r.Method, "target", r.RequestURI)
+	if s.opts.BlacklistProbes && s.deps.Blacklister != nil && ip.IsValid() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), blacklistTimeout)
+		note := fmt.Sprintf("web listener proxy probe: %.100s %.200s", r.Method, r.RequestURI)
+		err := s.deps.Blacklister.Blacklist(ctx, ip, SourceProxyAbuse, note)
+		cancel()
+		if err != nil {
+			s.log.Error("blacklist proxy prober", "client", ip.String(), "err", err)
+		} else {
+			s.blacklisted.Add(1)
+			s.log.Warn("proxy prober blacklisted", "client", ip.String(), "reason", "proxy-probe")
+		}
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, "Bad Request", http.StatusBadRequest)
+}
+
+// Stats returns the web server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Refused:     map[string]int64{"black-ip": s.refusedBlack.Load(), "proxy-probe": s.refusedProbe.Load()},
+		Blacklisted: s.blacklisted.Load(),
+	}
+}
+
+// plainHandler serves the plain HTTP listeners: routes with Plain, /healthz, and a
+// redirect to HTTPS for everything else.
+func (s *Server) plainHandler() http.Handler {
 	port := ""
 	if len(s.https) > 0 {
 		if _, p, err := net.SplitHostPort(s.https[0].Addr().String()); err == nil && p != "443" {
@@ -149,11 +288,18 @@ func (s *Server) redirect() http.Handler {
 		}
 	}
 	return s.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := hostOnly(r.Host)
+		if !strings.EqualFold(host, s.opts.AppHost) {
+			if rt, ok := s.route(host, r.URL.Path); ok && rt.Plain {
+				rt.Handler.ServeHTTP(w, r)
+				return
+			}
+		}
 		if r.URL.Path == "/healthz" {
 			w.Write([]byte("ok\n"))
 			return
 		}
-		http.Redirect(w, r, "https://"+hostOnly(r.Host)+port+r.URL.RequestURI(), http.StatusMovedPermanently)
+		http.Redirect(w, r, "https://"+host+port+r.URL.RequestURI(), http.StatusMovedPermanently)
 	}))
 }
 
@@ -174,6 +320,11 @@ func (s *Server) Run() error {
 	errc := make(chan error, len(s.https)+len(s.plain))
 	var wg sync.WaitGroup
 	s.mu.Lock()
+	for _, rt := range s.deps.Routes {
+		if st, ok := rt.Handler.(Starter); ok {
+			st.Start(context.Background()) // Shutdown stops it
+		}
+	}
 	for _, l := range s.https {
 		srv := s.newHTTPServer(s.Handler())
 		srv.TLSConfig = s.opts.TLSConfig.Clone()
@@ -183,7 +334,7 @@ func (s *Server) Run() error {
 		wg.Go(func() { errc <- srv.Serve(tl) })
 	}
 	for _, l := range s.plain {
-		srv := s.newHTTPServer(s.redirect())
+		srv := s.newHTTPServer(s.plainHandler())
 		s.served = append(s.served, srv)
 		s.log.Info("web listening", "address", l.Addr().String(), "tls", false)
 		wg.Go(func() { errc <- srv.Serve(l) })
@@ -212,6 +363,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.closeListeners()
+	s.stopOnce.Do(func() {
+		for _, rt := range s.deps.Routes {
+			if st, ok := rt.Handler.(Starter); ok {
+				st.Stop()
+			}
+		}
+	})
 	return errors.Join(errs...)
 }
 

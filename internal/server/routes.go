@@ -1,0 +1,49 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/revproxy"
+	"github.com/sekisho/sekisho/internal/static"
+	"github.com/sekisho/sekisho/internal/web"
+)
+
+// webRoutes builds the [[web.route]] handlers: a reverse proxy for a route with upstreams,
+// static files for one with a root. The static handlers' directories stay open for the
+// life of the process.
+func webRoutes(routes []config.Route, log *slog.Logger) ([]web.Route, error) {
+	var out []web.Route
+	for i, rc := range routes {
+		key := fmt.Sprintf("web.route[%d]", i)
+		rlog := log.With("route", rc.Host+rc.Path)
+		var h web.Route
+		h.Host, h.Path, h.Plain = rc.Host, rc.Path, rc.Plain == "serve"
+		if len(rc.Upstreams) > 0 {
+			p, err := revproxy.New(revproxy.Options{
+				Upstreams:      rc.Upstreams,
+				Balance:        rc.Balance,
+				HealthPath:     rc.HealthPath,
+				HealthInterval: rc.HealthInterval.Duration,
+				HealthHost:     rc.Host,
+			}, revproxy.Deps{Logger: rlog})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			h.Handler = p
+		} else {
+			prefix := rc.Path
+			if prefix == "/" {
+				prefix = ""
+			}
+			f, err := static.New(static.Options{Root: rc.Root, StripPrefix: prefix}, static.Deps{Logger: rlog})
+			if err != nil {
+				return nil, fmt.Errorf("%s.root: %w", key, err)
+			}
+			h.Handler = f
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
