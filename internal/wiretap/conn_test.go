@@ -689,3 +689,34 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config) {
 	client = &tls.Config{RootCAs: pool, ServerName: "mx.test"}
 	return server, client
 }
+
+// countingConn records the writes that reach the network.
+type countingConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// A multi-line reply, written by go-smtp one line at a time, leaves in one write.
+func TestMultiLineReplyInOneWrite(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cc := &countingConn{Conn: a}
+	w := wiretap.New(cc)
+	for _, line := range []string{"250-mx.example.jp Hello\r\n", "250-PIPELINING\r\n", "250-8BITMIME\r\n", "250 SMTPUTF8\r\n", "354 Go ahead\r\n"} {
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(cc.writes) != 2 {
+		t.Fatalf("writes = %q, want the EHLO reply in one write and the 354 in another", cc.writes)
+	}
+	if got := string(cc.writes[0]); got != "250-mx.example.jp Hello\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n" {
+		t.Fatalf("first write = %q", got)
+	}
+}

@@ -98,6 +98,7 @@
 package wiretap
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -158,6 +159,7 @@ type Conn struct {
 	tls      *tls.Conn // TLS in use: implicit, or started by STARTTLS
 	broken   error     // a failed STARTTLS handshake: the stream is garbage
 	writeErr error     // the first failed write; later replies are dropped
+	wpend    []byte    // continuation lines of a reply, written with its last line
 
 	// Used by the reading goroutine only.
 	out     []byte // scanned bytes for go-smtp
@@ -404,6 +406,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	out := c.sc.reply(p)
 	failed := c.writeErr != nil
+	if len(out) > 0 && !failed && continued(out) && len(c.wpend)+len(out) <= maxPendingReply {
+		// go-smtp writes a multi-line reply (EHLO) one line per system call; the lines
+		// before the last are kept and go out with it, in one write.
+		c.wpend = append(c.wpend, out...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	if len(c.wpend) > 0 && len(out) > 0 && !failed {
+		out = append(c.wpend, out...)
+		c.wpend = c.wpend[:0:0]
+	}
 	c.mu.Unlock()
 	if len(out) == 0 || failed {
 		return len(p), nil
@@ -416,6 +429,19 @@ func (c *Conn) Write(p []byte) (int, error) {
 		_ = t.Close()
 	}
 	return len(p), nil
+}
+
+// maxPendingReply bounds the continuation lines kept back for one reply.
+const maxPendingReply = 16 << 10
+
+// continued reports whether the last line in b is a continuation line of a multi-line reply
+// ("250-..."), so more lines of the same reply follow.
+func continued(b []byte) bool {
+	b = bytes.TrimSuffix(b, []byte("\r\n"))
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return len(b) >= 4 && b[3] == '-'
 }
 
 // Close closes the connection, with a TLS close_notify if TLS is in use.
