@@ -694,7 +694,12 @@ func TestClusterDatabaseOutage(t *testing.T) {
 			t.Errorf("message %s answered 250 is not in the queue", mk)
 		}
 	}
-	if len(queued) != len(held.ok) {
-		t.Errorf("the queue holds %d load messages, %d were answered 250", len(queued), len(held.ok))
+	// A commit whose reply the cut connection lost is held although its client was told 451:
+	// the client retries, so that copy is a duplicate, never a loss. Only such messages may be
+	// in the queue beyond those answered 250.
+	if extra := len(queued) - len(held.ok); extra < 0 || extra > held.refused["451 4.3.0"] {
+		t.Errorf("the queue holds %d load messages, %d were answered 250 and %d refused 451", len(queued), len(held.ok), held.refused["451 4.3.0"])
+	} else if extra > 0 {
+		t.Logf("%d held copies of messages refused 451 (commit reached the database, its reply did not)", extra)
 	}
 }

@@ -152,8 +152,10 @@ func TestClusterPostgresRestart(t *testing.T) {
 			t.Errorf("message %s answered 250 is not in the queue", mk)
 		}
 	}
-	if len(queued) != len(held.ok) {
-		t.Errorf("the queue holds %d load messages, %d were answered 250", len(queued), len(held.ok))
+	// As in TestClusterDatabaseOutage: a commit whose reply was lost in the restart is held
+	// although its client was told 451 (and retries): a duplicate, never a loss.
+	if extra := len(queued) - len(held.ok); extra < 0 || extra > held.refused["451 4.3.0"] {
+		t.Errorf("the queue holds %d load messages, %d were answered 250 and %d refused 451", len(queued), len(held.ok), held.refused["451 4.3.0"])
 	}
 
 	for _, n := range []*sekisho{a, b} {
