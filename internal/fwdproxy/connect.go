@@ -3,6 +3,7 @@ package fwdproxy
 import (
 	"context"
 	"errors"
+	"github.com/sekisho/sekisho/internal/tunnel"
 	"net/http"
 	"time"
 
@@ -54,28 +55,28 @@ func (p *Proxy) connect(r *http.Request, ex *exchange) {
 		return
 	}
 
-	t := newTunnel(client, origin, ex.st.TunnelIdleTimeout, &p.bufs)
+	t := tunnel.New(client, origin, ex.st.TunnelIdleTimeout, &p.bufs)
 	if !p.addTunnel(t) {
-		t.close()
+		t.Close()
 	}
 	defer p.removeTunnel(t)
-	up, down := t.run()
+	up, down := t.Run()
 	ex.up.Add(up)
 	ex.down = down
-	if t.idled.Load() {
+	if t.Idled() {
 		ex.err = errors.New("tunnel idle timeout")
 	}
 }
 
 // addTunnel registers t for Shutdown; false when Shutdown has already given up waiting.
-func (p *Proxy) addTunnel(t *tunnel) bool {
+func (p *Proxy) addTunnel(t *tunnel.Tunnel) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tunnels[t] = struct{}{}
 	return !p.forced
 }
 
-func (p *Proxy) removeTunnel(t *tunnel) {
+func (p *Proxy) removeTunnel(t *tunnel.Tunnel) {
 	p.mu.Lock()
 	delete(p.tunnels, t)
 	p.mu.Unlock()

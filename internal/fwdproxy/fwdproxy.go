@@ -18,6 +18,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/tunnel"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,8 +153,8 @@ type Proxy struct {
 	self    netacl.Self
 	closing bool // Shutdown called
 	forced  bool // Shutdown gave up waiting: a tunnel that starts now is closed at once
-	tunnels map[*tunnel]struct{}
-	bufs    bufferPool // tunnel buffers
+	tunnels map[*tunnel.Tunnel]struct{}
+	bufs    tunnel.BufferPool // tunnel buffers
 
 	refused     netacl.Tally
 	requests    atomic.Int64
@@ -196,8 +197,8 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		now:     deps.Now,
 		dialer:  netacl.Dialer{Resolver: deps.Resolver, Dial: deps.Dial},
 		self:    netacl.Self{Addrs: local},
-		tunnels: map[*tunnel]struct{}{},
-		bufs:    bufferPool{size: 64 << 10},
+		tunnels: map[*tunnel.Tunnel]struct{}{},
+		bufs:    tunnel.BufferPool{Size: 64 << 10},
 	}
 	if deps.Users != nil {
 		p.auth = netacl.NewAuthenticator(deps.Users, 0, deps.Now)
@@ -226,7 +227,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.originError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BufferPool:     &bufferPool{size: 32 << 10},
+		BufferPool:     &tunnel.BufferPool{Size: 32 << 10},
 	}
 	p.srv = &http.Server{
 		Handler:           p,
@@ -304,7 +305,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		p.forced = true
 		for t := range p.tunnels {
-			t.close()
+			t.Close()
 		}
 		p.mu.Unlock()
 		p.cancel()
@@ -362,18 +363,3 @@ func (p *Proxy) dialOrigin(ctx context.Context, _, addr string) (net.Conn, error
 	defer cancel()
 	return p.dialer.DialACL(ctx, st.acl, host, port)
 }
-
-// bufferPool lends copy buffers of one size (ReverseProxy's, the tunnels').
-type bufferPool struct {
-	size int
-	pool sync.Pool
-}
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.pool.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, b.size)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }

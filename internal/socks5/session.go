@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/tunnel"
 	"io"
 	"log/slog"
 	"net"
@@ -125,9 +126,9 @@ func (s *session) run() {
 		return
 	}
 	s.conn.SetDeadline(time.Time{})
-	t := newTunnel(s.conn, origin, s.st.IdleTimeout, &s.p.bufs)
-	s.up, s.down = t.run()
-	s.idled = t.idled.Load()
+	t := tunnel.New(s.conn, origin, s.st.IdleTimeout, &s.p.bufs)
+	s.up, s.down = t.Run()
+	s.idled = t.Idled()
 }
 
 // chooseMethod picks the authentication method (RFC 1928 §3): none for a client that will

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/tunnel"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -105,7 +106,7 @@ type Proxy struct {
 	cur    atomic.Pointer[settings]
 	auth   *netacl.Authenticator
 	dialer netacl.Dialer
-	bufs   bufferPool
+	bufs   tunnel.BufferPool
 	done   chan struct{} // closed by Shutdown
 
 	mu        sync.Mutex // guards everything below
@@ -154,7 +155,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		log:       deps.Logger,
 		now:       deps.Now,
 		dialer:    netacl.Dialer{Resolver: deps.Resolver, Dial: deps.Dial},
-		bufs:      bufferPool{size: 64 << 10},
+		bufs:      tunnel.BufferPool{Size: 64 << 10},
 		done:      make(chan struct{}),
 		self:      netacl.Self{Addrs: local},
 		listeners: map[net.Listener]struct{}{},
@@ -304,18 +305,3 @@ func (p *Proxy) Stats() Stats {
 		Panics:      p.panics.Load(),
 	}
 }
-
-// bufferPool lends the tunnels their copy buffers.
-type bufferPool struct {
-	size int
-	pool sync.Pool
-}
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.pool.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, b.size)
-}
-
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }

@@ -1,4 +1,6 @@
-package socks5
+// Package tunnel relays bytes both ways between a client and an origin, for the CONNECT
+// tunnels of the HTTP forward proxy and for SOCKS5.
+package tunnel
 
 import (
 	"io"
@@ -9,7 +11,7 @@ import (
 	"time"
 )
 
-// tunnel relays bytes both ways between a client and an origin until both directions have
+// Tunnel relays bytes both ways between a client and an origin until both directions have
 // ended, one fails, no byte moved either way for idle, or close is called (Shutdown).
 //
 // Each direction is a read/write loop that stamps the time of every chunk; one timer per
@@ -19,12 +21,10 @@ import (
 //
 // Not io.Copy's splice(2): splice shows no progress until it returns, and renewing read
 // deadlines to make it return stalled transfers for hundreds of milliseconds on Linux 6.x.
-//
-// This file has a twin in package fwdproxy; keep the two in step.
-type tunnel struct {
+type Tunnel struct {
 	client, origin net.Conn
 	idle           time.Duration
-	bufs           *bufferPool
+	bufs           *BufferPool
 	last           atomic.Int64 // unix nanoseconds of the last chunk either way
 	closed         atomic.Bool
 	idled          atomic.Bool
@@ -32,26 +32,29 @@ type tunnel struct {
 	timer          *time.Timer
 }
 
-func newTunnel(client, origin net.Conn, idle time.Duration, bufs *bufferPool) *tunnel {
-	t := &tunnel{client: client, origin: origin, idle: idle, bufs: bufs}
+// New returns a tunnel between client and origin that closes both after idle without traffic.
+func New(client, origin net.Conn, idle time.Duration, bufs *BufferPool) *Tunnel {
+	t := &Tunnel{client: client, origin: origin, idle: idle, bufs: bufs}
 	t.touch()
 	t.timer = time.AfterFunc(math.MaxInt64, t.checkIdle)
 	return t
 }
 
 // run relays until the tunnel ends and returns the bytes moved each way.
-func (t *tunnel) run() (up, down int64) {
+// Run relays until both directions end and returns the bytes sent up (client to origin) and
+// down.
+func (t *Tunnel) Run() (up, down int64) {
 	t.timer.Reset(t.idle)
 	defer t.timer.Stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { up = t.pipe(t.origin, t.client) })
 	down = t.pipe(t.client, t.origin)
 	wg.Wait()
-	t.close()
+	t.Close()
 	return up, down
 }
 
-func (t *tunnel) pipe(dst, src net.Conn) int64 {
+func (t *Tunnel) pipe(dst, src net.Conn) int64 {
 	buf := t.bufs.Get()
 	defer t.bufs.Put(buf)
 	var total int64
@@ -62,7 +65,7 @@ func (t *tunnel) pipe(dst, src net.Conn) int64 {
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
 			if werr != nil {
-				t.close()
+				t.Close()
 				return total
 			}
 		}
@@ -70,37 +73,58 @@ func (t *tunnel) pipe(dst, src net.Conn) int64 {
 			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			} else {
-				t.close()
+				t.Close()
 			}
 			return total
 		}
 		if err != nil {
-			t.close()
+			t.Close()
 			return total
 		}
 	}
 }
 
-func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+func (t *Tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 
-func (t *tunnel) checkIdle() {
+func (t *Tunnel) checkIdle() {
 	if t.closed.Load() {
 		return
 	}
 	quiet := time.Since(time.Unix(0, t.last.Load()))
 	if quiet >= t.idle {
 		t.idled.Store(true)
-		t.close()
+		t.Close()
 		return
 	}
 	t.timer.Reset(t.idle - quiet)
 }
 
 // close ends the tunnel: both connections are closed and both directions return.
-func (t *tunnel) close() {
+// Close closes both connections; Run returns.
+func (t *Tunnel) Close() {
 	t.once.Do(func() {
 		t.closed.Store(true)
 		t.client.Close()
 		t.origin.Close()
 	})
 }
+
+// Idled reports whether the tunnel was closed for lack of traffic.
+func (t *Tunnel) Idled() bool { return t.idled.Load() }
+
+// BufferPool lends copy buffers of one size; it also serves httputil.ReverseProxy.
+type BufferPool struct {
+	Size int
+	pool sync.Pool
+}
+
+// Get returns a buffer of Size bytes.
+func (b *BufferPool) Get() []byte {
+	if v, ok := b.pool.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, b.Size)
+}
+
+// Put gives a buffer back.
+func (b *BufferPool) Put(buf []byte) { b.pool.Put(&buf) }
