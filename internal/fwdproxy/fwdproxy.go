@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,25 +86,12 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Lists answers whether a client IP is in BLACK; *lists.Lists satisfies it.
-type Lists interface {
-	BlackIP(ip netip.Addr, now time.Time) bool
-}
-
-// Blacklister puts a client in BLACK for every module and node: a store write followed by
-// the lists catching up, so that the client's next request, to any module, is refused.
-// source is netacl.SourceProxyAbuse; note says what the client did. It is called
-// synchronously, before the client gets its refusal, with a context that has a deadline.
-type Blacklister interface {
-	Blacklist(ctx context.Context, ip netip.Addr, source, note string) error
-}
-
 // Deps are the parts the proxy works with.
 type Deps struct {
-	Lists       Lists        // required
-	Users       netacl.Users // required when Options.Auth
-	Blacklister Blacklister  // nil: probes are refused, counted and logged only
-	Logger      *slog.Logger // nil: discard
+	Lists       netacl.Lists       // required
+	Users       netacl.Users       // required when Options.Auth
+	Blacklister netacl.Blacklister // nil: probes are refused, counted and logged only
+	Logger      *slog.Logger       // nil: discard
 	Now         func() time.Time
 	// Resolver and Dial reach origins; nil: the system resolver and a net.Dialer. Dial only
 	// ever gets address literals that netacl allowed.

@@ -16,10 +16,12 @@
 package netacl
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Reason names why a client or a destination is refused. The values appear in logs and
@@ -65,6 +67,20 @@ func (r Reason) Probe() bool {
 
 // SourceProxyAbuse is the source of the BLACK entries made for probes.
 const SourceProxyAbuse = "proxy-abuse"
+
+// Lists answers whether a client IP is in BLACK; *lists.Lists satisfies it.
+type Lists interface {
+	BlackIP(ip netip.Addr, now time.Time) bool
+}
+
+// Blacklister puts a client in BLACK for every module and node: a store write followed by
+// the lists catching up, so that the client's next connection, to any module, is refused.
+// source is SourceProxyAbuse; note says what the client did. It is called synchronously,
+// before the client gets its refusal, with a context that has a deadline. The forward proxy,
+// SOCKS5 and the web listeners share it.
+type Blacklister interface {
+	Blacklist(ctx context.Context, ip netip.Addr, source, note string) error
+}
 
 // MailPorts are refused to every client unless AllowMailPorts is set (SPEC §6).
 var mailPorts = [...]int{25, 465, 587}

@@ -20,7 +20,7 @@ import (
 
 // blacklister puts proxy probers in BLACK for every module and node: the store first, then
 // this process's lists catch up, so the prober's next connection to any module is refused.
-// It satisfies fwdproxy.Blacklister and socks5.Blacklister.
+// It satisfies netacl.Blacklister, for both proxies and the web listeners.
 type blacklister struct {
 	store store.Store
 	lists *lists.Lists

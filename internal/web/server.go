@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/netacl"
 )
 
 // Limits on what a client may send; a slow or oversized request is cut off.
@@ -62,15 +63,6 @@ type Starter interface {
 	Stop()
 }
 
-// Blacklister puts a client in BLACK for every module and node, before the client gets its
-// refusal; source is "proxy-abuse" and note says what the client did.
-type Blacklister interface {
-	Blacklist(ctx context.Context, ip netip.Addr, source, note string) error
-}
-
-// SourceProxyAbuse is the source of the BLACK entries made for proxy probes.
-const SourceProxyAbuse = "proxy-abuse"
-
 // blacklistTimeout bounds the store write that puts a prober in BLACK.
 const blacklistTimeout = 5 * time.Second
 
@@ -79,7 +71,7 @@ type Deps struct {
 	Lists       *lists.Lists
 	App         http.Handler // the built-in app, served on AppHost
 	Routes      []Route
-	Blacklister Blacklister // nil: probes are refused, counted and logged only
+	Blacklister netacl.Blacklister // nil: probes are refused, counted and logged only
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
@@ -257,7 +249,7 @@ func (s *Server) refuseProbe(w http.ResponseWriter, r *http.Request, ip netip.Ad
 	if s.opts.BlacklistProbes && s.deps.Blacklister != nil && ip.IsValid() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), blacklistTimeout)
 		note := fmt.Sprintf("web listener proxy probe: %.100s %.200s", r.Method, r.RequestURI)
-		err := s.deps.Blacklister.Blacklist(ctx, ip, SourceProxyAbuse, note)
+		err := s.deps.Blacklister.Blacklist(ctx, ip, netacl.SourceProxyAbuse, note)
 		cancel()
 		if err != nil {
 			s.log.Error("blacklist proxy prober", "client", ip.String(), "err", err)
