@@ -67,7 +67,7 @@ func change(i int) (store.Entry, func(l *lists.Lists) bool) {
 func BenchmarkPropagation(b *testing.B) {
 	for _, followers := range []int{1, 3} {
 		b.Run(fmt.Sprintf("followers=%d", followers), func(b *testing.B) {
-			dsn, _ := testSchema(b)
+			dsn, _ := testenv.PostgresSchema(b)
 			a := openPG(b, dsn)
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup

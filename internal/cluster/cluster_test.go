@@ -25,7 +25,7 @@ func backends(t *testing.T, f func(t *testing.T, open func() cluster.Registry)) 
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		dsn, _ := testSchema(t)
+		dsn, _ := testenv.PostgresSchema(t)
 		f(t, func() cluster.Registry { return openPG(t, dsn) })
 	})
 }
@@ -184,7 +184,7 @@ func withApp(t *testing.T, dsn, app string) string {
 
 func TestTryLockPostgres(t *testing.T) {
 	t.Parallel()
-	dsn, name := testSchema(t)
+	dsn, name := testenv.PostgresSchema(t)
 	a, b := openPG(t, withApp(t, dsn, name+"_a")), openPG(t, withApp(t, dsn, name+"_b"))
 	ctx := context.Background()
 	mustLock := func(who string, d cluster.Registry, lock string, want bool) func() {
@@ -230,13 +230,13 @@ func TestTryLockPostgres(t *testing.T) {
 	}
 
 	// The same name in another schema (another installation) is another lock.
-	other, _ := testSchema(t)
+	other, _ := testenv.PostgresSchema(t)
 	relA4 := mustLock("A", a, "expire", true)
 	mustLock("other schema", openPG(t, other), "expire", true)
 
 	// A lost lock session (database restart, network cut): the database frees the lock, B
 	// takes it, and A learns at its next TryLock that it no longer holds it.
-	admin := adminConn(t)
+	admin := testenv.PostgresAdmin(t)
 	if n := terminateLockSession(t, admin, name+"_a"); n != 1 {
 		t.Fatalf("terminated %d lock sessions of A, want 1", n)
 	}
@@ -265,7 +265,7 @@ func TestTryLockPostgres(t *testing.T) {
 // node stops another takes over, and when its lock session is killed the job goes on.
 func TestRunOncePostgres(t *testing.T) {
 	t.Parallel()
-	dsn, name := testSchema(t)
+	dsn, name := testenv.PostgresSchema(t)
 	const n, every = 3, 20 * time.Millisecond
 	var (
 		mu      sync.Mutex
@@ -350,7 +350,7 @@ func TestRunOncePostgres(t *testing.T) {
 
 	// Its lock session is killed: the job goes on (on this node or another) at one run per
 	// tick, after at most a tick or two where both may run.
-	terminateLockSession(t, adminConn(t), fmt.Sprintf("%s_%d", name, second))
+	terminateLockSession(t, testenv.PostgresAdmin(t), fmt.Sprintf("%s_%d", name, second))
 	time.Sleep(10 * every) // settle
 	reset()
 	time.Sleep(window)

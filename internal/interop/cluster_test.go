@@ -3,10 +3,9 @@ package interop
 import (
 	"bufio"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/testenv"
 	"io"
 	"net"
 	"net/smtp"
@@ -29,55 +28,12 @@ import (
 // use: SEKISHO_TEST_POSTGRES, or CI's postgres://postgres@127.0.0.1:5432/test; when it is
 // unreachable the tests skip, or fail under CI=true.
 
-// pgTestDSN is the test database.
-func pgTestDSN() string {
-	if dsn := os.Getenv("SEKISHO_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// pgSchema creates an empty schema for one test, dropped when it ends, and returns the DSN
-// that puts a store in it (search_path) and its name.
-func pgSchema(t *testing.T) (dsn, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pgTestDSN())
-	if err != nil {
-		missing(t, "PostgreSQL (%s) unreachable: %v", pgTestDSN(), err)
-	}
-	var b [6]byte
-	crand.Read(b[:])
-	name = "sekisho_interop_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+name); err != nil {
-		conn.Close(ctx)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // after the nodes, which stop in later-registered cleanups first
-		ctx := context.Background()
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+name+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(pgTestDSN())
-	if err != nil {
-		t.Fatalf("SEKISHO_TEST_POSTGRES must be a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	q.Set("pool_max_conns", "4")
-	u.RawQuery = q.Encode()
-	return u.String(), name
-}
-
 // pgQuery runs a query on the test database and returns its rows as strings.
 func pgQuery(t *testing.T, query string, args ...any) [][]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, pgTestDSN())
+	conn, err := pgx.Connect(ctx, testenv.PostgresDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +185,7 @@ func percentile(d []time.Duration, p int) time.Duration {
 // sender then passes on the third.
 func TestCluster(t *testing.T) {
 	sk := startSink(t, "127.0.0.1")
-	dsn, schema := pgSchema(t)
+	dsn, schema := testenv.PostgresSchema(t)
 	a := startNode(t, "node-a", dsn, sk.addr)
 	b := startNode(t, "node-b", dsn, sk.addr)
 	c := startNode(t, "node-c", dsn, sk.addr)
@@ -354,7 +310,7 @@ func hitsOf(out, key string) string {
 // node serves on.
 func TestClusterKillInData(t *testing.T) {
 	sk := startSink(t, "127.0.0.1")
-	dsn, _ := pgSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	a := startNode(t, "node-a", dsn, sk.addr)
 	b := startNode(t, "node-b", dsn, sk.addr)
 	a.mustCLI("list", "add", "white", friend)
@@ -571,7 +527,7 @@ func sendLoad(addr, from, marker string) error {
 // queue, and the mail refused with 451 is accepted when the client tries again.
 func TestClusterDatabaseOutage(t *testing.T) {
 	sk := startSink(t, "127.0.0.1")
-	dsn, _ := pgSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	u, _ := url.Parse(dsn)
 	proxy := startTCPProxy(t, u.Host)
 	p := startNode(t, "node-p", dsnVia(t, dsn, proxy.addr), sk.addr)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/testenv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,7 @@ import (
 
 // BenchmarkPut puts new entries one after another: one round trip and one commit each.
 func BenchmarkPut(b *testing.B) {
-	dsn, _ := testSchema(b)
+	dsn, _ := testenv.PostgresSchema(b)
 	d := open(b, dsn)
 	ctx := context.Background()
 	i := 0
@@ -30,7 +31,7 @@ func BenchmarkPut(b *testing.B) {
 // BenchmarkPutParallel puts from two nodes (two pools) and many goroutines at once: change
 // log appends are serialized, so this is the cluster's ceiling for list changes.
 func BenchmarkPutParallel(b *testing.B) {
-	dsn, _ := testSchema(b)
+	dsn, _ := testenv.PostgresSchema(b)
 	nodes := []*DB{open(b, dsn), open(b, dsn)}
 	ctx := context.Background()
 	var n atomic.Int64
@@ -71,7 +72,7 @@ func fill(b *testing.B, d *DB, n int) {
 
 // BenchmarkChanges reads the log a page of 1000 changes at a time (catching up).
 func BenchmarkChanges(b *testing.B) {
-	dsn, _ := testSchema(b)
+	dsn, _ := testenv.PostgresSchema(b)
 	d := open(b, dsn)
 	const total, page = 100000, 1000
 	fill(b, d, total)
@@ -90,7 +91,7 @@ func BenchmarkChanges(b *testing.B) {
 // BenchmarkChangesIdle is a follower's poll when nothing changed, what every node does at its
 // follow interval.
 func BenchmarkChangesIdle(b *testing.B) {
-	dsn, _ := testSchema(b)
+	dsn, _ := testenv.PostgresSchema(b)
 	d := open(b, dsn)
 	fill(b, d, 100000)
 	ctx := context.Background()
@@ -105,7 +106,7 @@ func BenchmarkChangesIdle(b *testing.B) {
 // BenchmarkPropagation measures a change on node B until node A's lists have it, A woken by
 // Listen (its polling interval is an hour), and reports the p50 and p99.
 func BenchmarkPropagation(b *testing.B) {
-	dsn, _ := testSchema(b)
+	dsn, _ := testenv.PostgresSchema(b)
 	a, nodeB := open(b, dsn), open(b, dsn)
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := make(chan struct{}, 1)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/sekisho/sekisho/internal/testenv"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // Nodes sending the outbox at once: every message due goes to exactly one of them.
 func TestOutboxDueDisjoint(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	nodes := []*DB{open(t, dsn), open(t, dsn), open(t, dsn)}
 	ctx := context.Background()
 	now := time.Now()
@@ -76,7 +77,7 @@ func TestOutboxDueDisjoint(t *testing.T) {
 // end the lease.
 func TestOutboxLease(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	a, b := open(t, dsn), open(t, dsn)
 	ctx := context.Background()
 	now := time.UnixMilli(time.Now().UnixMilli())

@@ -2,14 +2,11 @@ package postgres
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"sync"
@@ -17,72 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/storetest"
 	"github.com/sekisho/sekisho/internal/testenv"
 )
-
-// testDSN is the database the tests use: SEKISHO_TEST_POSTGRES (a URL), or the one CI runs.
-func testDSN() string {
-	if dsn := os.Getenv("SEKISHO_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// adminConn connects to the test database. When it cannot, the test is skipped, or fails
-// under CI=true: CI has PostgreSQL, so not reaching it is a failure.
-func adminConn(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, testDSN())
-	if err != nil {
-		where := "127.0.0.1:5432"
-		if cfg, perr := pgx.ParseConfig(testDSN()); perr == nil {
-			where = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
-		}
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL at %s unreachable (CI=true: failing, not skipping): %v", where, err)
-		}
-		tb.Skipf("PostgreSQL at %s unreachable: %v", where, err)
-	}
-	return conn
-}
-
-// testSchema creates an empty schema, dropped when the test ends, and returns a DSN whose
-// search_path and application_name are that schema's name.
-func testSchema(tb testing.TB) (dsn, name string) {
-	tb.Helper()
-	conn := adminConn(tb)
-	var b [6]byte
-	crand.Read(b[:])
-	name = "sekisho_test_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+name); err != nil {
-		conn.Close(ctx)
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+name+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(testDSN())
-	if err != nil {
-		tb.Fatalf("SEKISHO_TEST_POSTGRES must be a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", name)
-	q.Set("application_name", name)
-	q.Set("pool_max_conns", "6")
-	u.RawQuery = q.Encode()
-	return u.String(), name
-}
 
 func open(tb testing.TB, dsn string) *DB {
 	tb.Helper()
@@ -97,7 +33,7 @@ func open(tb testing.TB, dsn string) *DB {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
-		dsn, _ := testSchema(t)
+		dsn, _ := testenv.PostgresSchema(t)
 		return open(t, dsn)
 	})
 }
@@ -128,7 +64,7 @@ func startListen(t *testing.T, d *DB) <-chan struct{} {
 // with exactly the table.
 func TestConcurrentWritersFollowerMissesNothing(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	nodes := []*DB{open(t, dsn), open(t, dsn)}
 	follower := open(t, dsn)
 	ctx := context.Background()
@@ -243,7 +179,7 @@ func entryID(e store.Entry) string {
 // A Put on one node reaches the lists of another, woken by Listen, within 100 ms; the
 // follower's own polling interval is an hour, so only the notification can do it.
 func TestListenWakesFollower(t *testing.T) {
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	a, b := open(t, dsn), open(t, dsn)
 	wake := startListen(t, a)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -281,11 +217,11 @@ func TestListenWakesFollower(t *testing.T) {
 
 // Listen survives the loss of its connection: it reconnects and wakes again.
 func TestListenReconnects(t *testing.T) {
-	dsn, name := testSchema(t)
+	dsn, name := testenv.PostgresSchema(t)
 	a, b := open(t, dsn), open(t, dsn)
 	wake := startListen(t, a)
 	ctx := context.Background()
-	admin := adminConn(t)
+	admin := testenv.PostgresAdmin(t)
 	defer admin.Close(ctx)
 
 	listener := func() int {
@@ -327,8 +263,8 @@ func TestListenReconnects(t *testing.T) {
 
 // Notifications of another schema in the same database do not wake this store's followers.
 func TestListenIgnoresOtherSchemas(t *testing.T) {
-	dsn, _ := testSchema(t)
-	other, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
+	other, _ := testenv.PostgresSchema(t)
 	a, b := open(t, dsn), open(t, other)
 	wake := startListen(t, a)
 	ctx := context.Background()
@@ -353,7 +289,7 @@ func TestListenIgnoresOtherSchemas(t *testing.T) {
 // A listening connection idle past ListenKeepAlive is pinged, and keeps delivering.
 func TestListenKeepAlive(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	a, err := OpenWith(context.Background(), dsn, Options{Logger: testenv.Logger(t), ListenKeepAlive: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +317,7 @@ func TestListenKeepAlive(t *testing.T) {
 // the work done.
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	var wg sync.WaitGroup
 	dbs := make([]*DB, 3)
 	errs := make([]error, 3)
@@ -414,7 +350,7 @@ func TestMigrateConcurrently(t *testing.T) {
 
 func TestOpenWithoutSchema(t *testing.T) {
 	t.Parallel()
-	dsn, name := testSchema(t)
+	dsn, name := testenv.PostgresSchema(t)
 	u, _ := url.Parse(dsn)
 	q := u.Query()
 	q.Set("search_path", name+"_missing")
@@ -431,7 +367,7 @@ func TestOpenWithoutSchema(t *testing.T) {
 // had everything) is told to reload.
 func TestChangesAheadOfLog(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	d := open(t, dsn)
 	ctx := context.Background()
 	if err := d.Put(ctx, store.Entry{List: store.Decoy, Key: "d@x.test"}); err != nil {
@@ -448,7 +384,7 @@ func TestChangesAheadOfLog(t *testing.T) {
 // Rolled-back and no-op statements leave no gap in the numbers; pruned ones are reported.
 func TestChangeNumbersHaveNoGaps(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	d := open(t, dsn)
 	ctx := context.Background()
 	put := func(k string) {
@@ -495,7 +431,7 @@ func TestChangeNumbersHaveNoGaps(t *testing.T) {
 // Entries sort bytewise and search case-insensitively in ASCII, as on SQLite.
 func TestEntriesOrderAndSearch(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	d := open(t, dsn)
 	ctx := context.Background()
 	for _, k := range []string{"b@x.test", "B@x.test", "_a@x.test", "a%b@x.test", "a@x.test"} {
@@ -530,7 +466,7 @@ func TestEntriesOrderAndSearch(t *testing.T) {
 // Nodes removing different recipients of one held message at once do not leave it with none.
 func TestHeldRemoveRace(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	a, b := open(t, dsn), open(t, dsn)
 	ctx := context.Background()
 	for range 20 {
@@ -561,7 +497,7 @@ func TestHeldRemoveRace(t *testing.T) {
 // is found out by the keep-alive ping and replaced.
 func TestListenDetectsSilentConnection(t *testing.T) {
 	t.Parallel()
-	dsn, _ := testSchema(t)
+	dsn, _ := testenv.PostgresSchema(t)
 	p := newFreezer(t, dsn)
 	a, err := OpenWith(context.Background(), p.dsn, Options{Logger: testenv.Logger(t), ListenKeepAlive: 50 * time.Millisecond})
 	if err != nil {
