@@ -45,9 +45,13 @@ func (l *Lists) CatchUp(ctx context.Context, src Source) error {
 }
 
 // Follow keeps l current with src until ctx ends, polling every interval (wake, when not nil,
-// triggers an immediate poll, e.g. after a local write). Errors are logged and retried:
+// triggers an immediate poll, e.g. after a local write; log nil discards). Errors are logged
+// and retried:
 // while the store is unreachable l keeps answering from memory.
 func (l *Lists) Follow(ctx context.Context, src Source, interval time.Duration, wake <-chan struct{}, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false

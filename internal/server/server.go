@@ -33,8 +33,13 @@ import (
 	"github.com/sekisho/sekisho/internal/web"
 )
 
-// FollowInterval is how often the lists poll the store's change log.
-const FollowInterval = 200 * time.Millisecond
+// FollowInterval is how often the lists poll the store's change log. On PostgreSQL every
+// change also wakes them at once (LISTEN/NOTIFY, and a wake after each reconnect), so the
+// poll there is only a safety net.
+const (
+	FollowInterval         = 200 * time.Millisecond
+	FollowIntervalNotified = time.Second
+)
 
 // OpenStore opens the store the configuration names.
 func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
@@ -332,10 +337,12 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wake := make(chan struct{}, 1)
+	every := FollowInterval
 	if pg, ok := s.store.(*postgres.DB); ok { // changes of other nodes wake the lists at once
 		wg.Go(func() { pg.Listen(bg, wake) })
+		every = FollowIntervalNotified
 	}
-	wg.Go(func() { s.lists.Follow(bg, s.store, FollowInterval, wake, s.log.With("component", "lists")) })
+	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
 	s.startCluster(bg, &wg)
 

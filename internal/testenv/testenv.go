@@ -4,7 +4,6 @@ package testenv
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -160,9 +159,4 @@ func (nopLog) Println(...any)        {}
 // Logger returns a logger writing into the test's output.
 func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// Context returns a context that ends with the test.
-func Context(t testing.TB) context.Context {
-	return t.Context()
 }
