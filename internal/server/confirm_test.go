@@ -171,7 +171,10 @@ func TestForgedAndUnauthenticatedHeldSilently(t *testing.T) {
 	if len(held) != 2 {
 		t.Fatalf("held %d messages, want both", len(held))
 	}
-	time.Sleep(300 * time.Millisecond) // the outbox would have sent a challenge by now
+	if due, err := srv.Store().OutboxDue(t.Context(), time.Now().Add(24*time.Hour), 10); err != nil || len(due) != 0 {
+		t.Fatalf("outbox = %d messages (%v): a forged or unauthenticated sender was challenged", len(due), err)
+	}
+	time.Sleep(300 * time.Millisecond) // and nothing was sent in the meantime
 	if n := len(up.Messages()); n != 0 {
 		t.Fatalf("upstream got %d messages (a forged or unauthenticated sender was passed or challenged)", n)
 	}

@@ -280,11 +280,10 @@ func TestDecoyDiscard(t *testing.T) {
 	h := newHarness(t, harnessOpts{opts: func(o *Options) { o.DecoyAction = "discard" }})
 	h.put(store.Entry{List: store.Decoy, Key: "trap@example.jp"})
 	c, _ := h.dial("127.0.0.3")
-	if got := c.send("s@spam.test", []string{"trap@example.jp"}, testBody); !strings.HasPrefix(got, "250") {
-		// After a decoy hit the session refuses everything, DATA included.
-		if !strings.HasPrefix(got, "554") {
-			t.Fatalf("DATA reply %q", got)
-		}
+	// The decoy RCPT is answered 250 and dropped; after the hit the session refuses
+	// everything, DATA included.
+	if got := c.send("s@spam.test", []string{"trap@example.jp"}, testBody); !strings.HasPrefix(got, "554 5.7.1") {
+		t.Fatalf("DATA reply %q, want 554 5.7.1", got)
 	}
 	if !h.lists.BlackIP(netip.MustParseAddr("127.0.0.3"), time.Now()) {
 		t.Error("client not blacklisted by a discarded decoy hit")
@@ -488,8 +487,8 @@ func TestSubmissionAuth(t *testing.T) {
 	c.expect("250", "EHLO client.test")
 	c.expect("535", "AUTH PLAIN %s", plain("taro@example.jp", "wrong"))
 	c.expect("235", "AUTH PLAIN %s", plain("taro@example.jp", "secret"))
+	// A second EHLO (send starts with one) keeps the authentication: the relay goes through.
 	if got := c.send("taro@example.jp", []string{"friend@outside.test"}, testBody); !strings.HasPrefix(got, "250") {
-		// send starts with EHLO again: fine after AUTH? go-smtp resets auth on EHLO? check reply.
 		t.Fatalf("authenticated relay: %q", got)
 	}
 	m := h.up.Wait(t, 1)[0]
