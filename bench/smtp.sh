@@ -47,45 +47,7 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 RAW=$RESULTS_DIR/sekisho-smtp-$STAMP.tsv
 mkdir -p "$RESULTS_DIR"
 : >"$RAW"
-WORK=$(mktemp -d /tmp/sekisho-bench-XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-now() { date +%s.%N; }
-
-# stop_pid PID — TERM, up to 35 s (sekisho's grace is 30 s), then KILL. Only our PIDs.
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 350; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  set +e
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-  if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
-  return $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
-wait_port() {  # wait_port PORT PID [TIMEOUT_S]
-  local i
-  for ((i = 0; i < ${3:-20} * 10; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || die "$1 missing (Debian package $2)"; }
-PATH=$PATH:/usr/sbin:/sbin
+source "$(dirname "$0")/common.sh" sekisho-bench
 need smtp-source postfix; need smtp-sink postfix; need swaks swaks
 
 # ---------------------------------------------------------------- sekisho

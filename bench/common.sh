@@ -1,0 +1,50 @@
+# common.sh — helpers shared by bench/{smtp,cluster,idle}.sh. Sourced, not run.
+# It makes the work directory $WORK (prefix $1), keeps the PIDs of what a script starts in
+# PIDS (stopped in reverse order at exit), runs CLEANUP_HOOKS before the work directory
+# goes, and keeps the directory when KEEP_WORK=1 or the script failed.
+WORK=$(mktemp -d "/tmp/${1:-sekisho-bench}-XXXXXX")
+chmod 755 "$WORK"
+PIDS=()
+CLEANUP_HOOKS=()
+PATH=$PATH:/usr/sbin:/sbin
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+now() { date +%s.%N; }
+
+# stop_pid PID — TERM, up to 35 s (sekisho's grace is 30 s), then KILL. Only our PIDs.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 350; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$? i h
+  set +e
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+  for h in "${CLEANUP_HOOKS[@]}"; do eval "$h"; done
+  if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+  return $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+
+# need CMD PACKAGE — fail naming the Debian package when CMD is missing.
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || die "$1 missing (Debian package $2)"; }
+
+# wait_port PORT PID [TIMEOUT_S] — until 127.0.0.1:PORT accepts; fails early when PID died.
+wait_port() {
+  local i
+  for ((i = 0; i < ${3:-20} * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
