@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -155,6 +156,57 @@ type OutMsg struct {
 	LastError string
 }
 
+// Session is a logged-in web session. ID is the hash of the cookie value, never the value.
+type Session struct {
+	ID      string
+	User    string
+	CSRF    string // the session's CSRF token
+	Created time.Time
+	Expires time.Time
+}
+
+// Token is an API bearer token. Only its hash is kept; the token is shown once when made.
+type Token struct {
+	Name     string
+	Hash     string
+	Owner    string // "" = admin rights; else the rights of this one user
+	Created  time.Time
+	LastUsed time.Time
+}
+
+// StatCount is how often one event happened in the minute starting at Bucket.
+type StatCount struct {
+	Bucket time.Time
+	Name   string
+	Count  int64
+}
+
+// Trap is a harvest-trap address planted in a web page for one visitor.
+type Trap struct {
+	Address   string
+	IP        string
+	UserAgent string
+	URL       string
+	Planted   time.Time
+}
+
+// TrapHit is mail that arrived at a trap address, with the visit that harvested it.
+type TrapHit struct {
+	Trap   Trap
+	IP     string // the client that sent the mail
+	Sender string
+	At     time.Time
+}
+
+// AliasSender counts the mail one alias received from one sender domain.
+type AliasSender struct {
+	Alias  string
+	Domain string
+	Hits   int64
+	First  time.Time
+	Last   time.Time
+}
+
 // Errors returned by every backend.
 var (
 	ErrNotFound  = errors.New("store: not found")
@@ -203,10 +255,59 @@ type Store interface {
 	// first time it is asked for; every process and node sharing the store gets the same.
 	Secret(ctx context.Context, name string, size int) ([]byte, error)
 
+	// PutSession stores a web session; GetSession returns ErrNotFound for an unknown or
+	// expired one.
+	PutSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string, now time.Time) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions ends every session of a user (password reset, user deleted).
+	DeleteUserSessions(ctx context.Context, user string) error
+	// SessionsExpire deletes sessions whose expiry is at or before now.
+	SessionsExpire(ctx context.Context, now time.Time) (int, error)
+
+	// PutToken stores a new API token; a token with the same name is replaced.
+	PutToken(ctx context.Context, t Token) error
+	// TokenByHash finds a token and records its use at now.
+	TokenByHash(ctx context.Context, hash string, now time.Time) (Token, error)
+	Tokens(ctx context.Context) ([]Token, error)
+	DeleteToken(ctx context.Context, name string) error
+
+	// AddStats adds counts to their minute buckets (summing with what is there).
+	AddStats(ctx context.Context, counts []StatCount) error
+	// Stats returns the buckets in [since, until), ordered by bucket and name.
+	Stats(ctx context.Context, since, until time.Time) ([]StatCount, error)
+
+	// PutTrap records a planted trap address; an address already recorded is kept as is.
+	PutTrap(ctx context.Context, t Trap) error
+	// GetTrap returns the visit that a trap address was planted for.
+	GetTrap(ctx context.Context, address string) (Trap, error)
+	// AddTrapHit records mail sent to a trap address.
+	AddTrapHit(ctx context.Context, address, ip, sender string, at time.Time) error
+	// TrapHits lists hits, newest first, with the visit that planted each address.
+	TrapHits(ctx context.Context, limit, offset int) ([]TrapHit, error)
+	// TrapsExpire deletes traps planted before the given time, with their hits.
+	TrapsExpire(ctx context.Context, before time.Time) (int, error)
+
+	// AliasSenders returns, for each alias given, the sender domains it received mail from,
+	// most recent first. Hit on the alias list feeds it.
+	AliasSenders(ctx context.Context, aliases []string) (map[string][]AliasSender, error)
+
 	OutboxAdd(ctx context.Context, m *OutMsg) error
 	OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutMsg, error)
 	OutboxDone(ctx context.Context, id int64) error
 	OutboxRetry(ctx context.Context, id int64, next time.Time, lastErr string) error
 
 	Close() error
+}
+
+// Minute returns the start of the minute t falls in, the bucket of a StatCount.
+func Minute(t time.Time) time.Time { return t.Truncate(time.Minute) }
+
+// SenderDomain is the domain of a sender address, lower-cased; "" for the null sender.
+func SenderDomain(sender string) string {
+	at := strings.LastIndexByte(sender, '@')
+	if at < 0 {
+		return ""
+	}
+	return strings.ToLower(sender[at+1:])
 }

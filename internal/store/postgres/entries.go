@@ -208,6 +208,11 @@ func (d *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 func (d *DB) Hit(ctx context.Context, l store.List, key, kind, owner, sender string, at time.Time) error {
 	_, err := d.pool.Exec(ctx, `UPDATE entries SET hits = hits + 1, last_hit = $1, last_sender = $2
 		WHERE list = $3 AND key = $4 AND kind = $5 AND owner = $6`, ms(at), sender, string(l), key, kind, owner)
+	if err == nil && l == store.Alias {
+		_, err = d.pool.Exec(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES ($1, $2, 1, $3, $3)
+			ON CONFLICT (alias, domain) DO UPDATE SET hits = alias_senders.hits + 1, last = excluded.last`,
+			key, store.SenderDomain(sender), ms(at))
+	}
 	if err != nil {
 		return fmt.Errorf("hit %s %q: %w", l, key, err)
 	}

@@ -341,6 +341,11 @@ func (s *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 func (s *DB) Hit(ctx context.Context, l store.List, key, kind, owner, sender string, at time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE entries SET hits = hits + 1, last_hit = ?, last_sender = ?
 		WHERE list = ? AND key = ? AND kind = ? AND owner = ?`, ms(at), sender, string(l), key, kind, owner)
+	if err == nil && l == store.Alias {
+		_, err = s.db.ExecContext(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES (?, ?, 1, ?, ?)
+			ON CONFLICT (alias, domain) DO UPDATE SET hits = hits + 1, last = excluded.last`,
+			key, store.SenderDomain(sender), ms(at), ms(at))
+	}
 	if err != nil {
 		return fmt.Errorf("hit %s %q: %w", l, key, err)
 	}

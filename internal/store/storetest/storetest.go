@@ -20,6 +20,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Held", func(t *testing.T) { testHeld(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	t.Run("Secret", func(t *testing.T) { testSecret(t, open(t)) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, open(t)) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
+	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
+	t.Run("Traps", func(t *testing.T) { testTraps(t, open(t)) })
+	t.Run("AliasSenders", func(t *testing.T) { testAliasSenders(t, open(t)) })
 }
 
 func testSecret(t *testing.T, s store.Store) {
