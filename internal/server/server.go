@@ -31,6 +31,7 @@ import (
 	"github.com/sekisho/sekisho/internal/store/sqlite"
 	"github.com/sekisho/sekisho/internal/upstream"
 	"github.com/sekisho/sekisho/internal/web"
+	"github.com/sekisho/sekisho/internal/webauth"
 )
 
 // FollowInterval is how often the lists poll the store's change log. On PostgreSQL every
@@ -81,6 +82,7 @@ type Server struct {
 	version  string         // SetVersion: reported in the node registry
 	px       proxies        // HTTP forward proxy and SOCKS5
 	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
+	auth     *webauth.Auth  // logins and sessions of the portal and admin pages
 }
 
 type boundSMTP struct {
@@ -160,6 +162,12 @@ func (s *Server) buildWeb() error {
 		Log:      log,
 	}
 	confirm.Register(mux)
+	s.auth = &webauth.Auth{Store: s.store, Log: log}
+	login, err := webauth.NewPages(s.auth, "/portal/aliases")
+	if err != nil {
+		return err
+	}
+	login.Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
@@ -396,7 +404,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	return runErr
 }
 
-// expireLoop removes expired list entries and held mail once a minute.
+// expireLoop removes expired list entries, held mail and web sessions once a minute.
 func (s *Server) expireLoop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -416,6 +424,9 @@ func (s *Server) expireLoop(ctx context.Context) {
 			s.log.Warn("expire held mail", "err", err)
 		} else if n > 0 {
 			s.log.Info("held mail expired", "count", n)
+		}
+		if _, err := s.store.SessionsExpire(ctx, now); err != nil {
+			s.log.Warn("expire web sessions", "err", err)
 		}
 	}
 }
