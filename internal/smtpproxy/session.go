@@ -238,7 +238,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // verifyUpstream opens the upstream transaction on the first recipient and passes RCPT on.
 func (s *session) verifyUpstream(mailbox string) *smtp.SMTPError {
 	if s.tx == nil {
-		tx, err := s.cfg.up.Begin(s.ctx, s.envelope(), int(s.mailOpts.Size))
+		tx, err := s.cfg.up.Begin(s.ctx, s.envelope(), int(s.mailOpts.Size), mailbox)
 		if err != nil {
 			s.log.Warn("upstream unavailable", "id", s.id, "err", err)
 			return upstreamErr(err)

@@ -22,16 +22,25 @@ type Tx struct {
 	env      Envelope // From, Client and flags; To is filled as recipients are accepted
 	size     int
 	accepted []string
+
+	// first is the recipient given to Begin whose reply came with MAIL's; Rcpt hands it out.
+	first      string
+	firstReply *reply
 }
 
 // Begin starts a transaction for env (env.To is ignored) on the first server that takes
 // MAIL, with the same failover as Send. size is the client's SIZE= hint (0: unknown).
-// A 5xx to MAIL is returned as the bare *smtp.SMTPError; no reachable server wraps
+// first, when not empty, is the first recipient: on a server that offers PIPELINING its RCPT
+// goes in the same write as MAIL, saving a round trip, and the Rcpt call for it returns that
+// reply. A 5xx to MAIL is returned as the bare *smtp.SMTPError; no reachable server wraps
 // ErrUnavailable.
-func (p *Pool) Begin(ctx context.Context, env Envelope, size int) (*Tx, error) {
+func (p *Pool) Begin(ctx context.Context, env Envelope, size int, first string) (*Tx, error) {
 	env.To = nil
 	if hasControl(env.From) {
 		return nil, errors.New("upstream: control character in sender")
+	}
+	if hasControl(first) {
+		return nil, errors.New("upstream: control character in recipient")
 	}
 	if p.closed.Load() {
 		return nil, fmt.Errorf("%w: pool closed", ErrUnavailable)
@@ -41,7 +50,7 @@ func (p *Pool) Begin(ctx context.Context, env Envelope, size int) (*Tx, error) {
 		if err := ctxErr(ctx); err != nil {
 			return nil, fmt.Errorf("upstream: begin: %w", err)
 		}
-		tx, err := p.beginOn(ctx, s, &env, size)
+		tx, err := p.beginOn(ctx, s, &env, size, first)
 		var fo *failoverError
 		switch {
 		case errors.As(err, &fo):
@@ -61,7 +70,7 @@ func (p *Pool) Begin(ctx context.Context, env Envelope, size int) (*Tx, error) {
 	return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(failed, "; "))
 }
 
-func (p *Pool) beginOn(ctx context.Context, s *server, env *Envelope, size int) (*Tx, error) {
+func (p *Pool) beginOn(ctx context.Context, s *server, env *Envelope, size int, first string) (*Tx, error) {
 	s.inFlight.Add(1)
 	for {
 		c, reused := p.takeIdle(s), true
@@ -73,7 +82,11 @@ func (p *Pool) beginOn(ctx context.Context, s *server, env *Envelope, size int) 
 			}
 			reused = false
 		}
-		err := c.guard(ctx, func() error { return p.mailOn(ctx, c, env, size, reused) })
+		var firstReply *reply
+		err := c.guard(ctx, func() (err error) {
+			firstReply, err = p.mailOn(ctx, c, env, size, reused, first)
+			return err
+		})
 		var stale *staleError
 		if errors.As(err, &stale) {
 			// The server may close idle connections whenever it likes; that is no
@@ -97,7 +110,11 @@ func (p *Pool) beginOn(ctx context.Context, s *server, env *Envelope, size int) 
 			s.inFlight.Add(-1)
 			return nil, err
 		}
-		return &Tx{p: p, s: s, c: c, env: *env, size: size}, nil
+		tx := &Tx{p: p, s: s, c: c, env: *env, size: size}
+		if firstReply != nil {
+			tx.first, tx.firstReply = first, firstReply
+		}
+		return tx, nil
 	}
 }
 
@@ -107,13 +124,14 @@ type staleError struct{ err error }
 func (e *staleError) Error() string { return e.err.Error() }
 
 // mailOn sends XFORWARD and MAIL on c. On a reused connection a RSET goes first, in the same
-// pipelined write when the server offers PIPELINING, so reuse costs no extra round trip.
-func (p *Pool) mailOn(ctx context.Context, c *conn, env *Envelope, size int, reused bool) error {
+// pipelined write when the server offers PIPELINING, so reuse costs no extra round trip; so
+// does RCPT for first, whose reply it returns (nil when it was not sent).
+func (p *Pool) mailOn(ctx context.Context, c *conn, env *Envelope, size int, reused bool, first string) (*reply, error) {
 	var cmds []string
 	if reused {
 		if !c.has("PIPELINING") {
 			if err := c.reset(ctx); err != nil {
-				return &staleError{err}
+				return nil, &staleError{err}
 			}
 		} else {
 			cmds = append(cmds, "RSET")
@@ -125,35 +143,42 @@ func (p *Pool) mailOn(ctx context.Context, c *conn, env *Envelope, size int, reu
 	}
 	nx := len(cmds)
 	cmds = append(cmds, c.mailCommand(env, size))
+	withFirst := first != "" && c.has("PIPELINING")
+	if withFirst {
+		cmds = append(cmds, "RCPT TO:<"+first+">")
+	}
 	replies, err := c.envelope(ctx, cmds, nx)
 	if nr > 0 && (err != nil || len(replies) == 0 || !replies[0].positive()) {
 		if err == nil {
 			err = fmt.Errorf("rset: %d", replies[0].code)
 		}
-		return &staleError{err}
+		return nil, &staleError{err}
 	}
 	if err != nil {
-		return &failoverError{err}
+		return nil, &failoverError{err}
 	}
 	for _, r := range replies[nr:min(nx, len(replies))] {
 		if r.code == 421 {
-			return &failoverError{fmt.Errorf("xforward: %w", r.err())}
+			return nil, &failoverError{fmt.Errorf("xforward: %w", r.err())}
 		}
 		if !r.positive() {
 			c.log.Warn("xforward refused, sending without", "err", r.err())
 		}
 	}
 	if len(replies) <= nx {
-		return &failoverError{errors.New("mail from: no reply")}
+		return nil, &failoverError{errors.New("mail from: no reply")}
 	}
 	switch mail := replies[nx]; {
-	case mail.positive():
-		return nil
-	case mail.code/100 == 5:
-		return mail.err()
-	default:
-		return &failoverError{fmt.Errorf("mail from: %w", mail.err())}
+	case !mail.positive() && mail.code/100 == 5:
+		return nil, mail.err()
+	case !mail.positive():
+		return nil, &failoverError{fmt.Errorf("mail from: %w", mail.err())}
+	case withFirst && len(replies) <= nx+1:
+		return nil, &failoverError{errors.New("rcpt to: no reply")}
+	case withFirst:
+		return &replies[nx+1], nil
 	}
+	return nil, nil
 }
 
 // Server is the upstream server of the transaction.
@@ -170,15 +195,20 @@ func (t *Tx) Rcpt(ctx context.Context, to string) error {
 		return fmt.Errorf("%w: %s: connection lost", ErrUnavailable, t.s.addr)
 	}
 	var r reply
-	err := t.c.guard(ctx, func() (err error) {
-		r, err = t.c.cmd(ctx, t.p.opts.CommandTimeout, "RCPT TO:<"+to+">")
-		return err
-	})
+	if t.firstReply != nil && to == t.first {
+		r, t.firstReply = *t.firstReply, nil
+	} else {
+		err := t.c.guard(ctx, func() (err error) {
+			r, err = t.c.cmd(ctx, t.p.opts.CommandTimeout, "RCPT TO:<"+to+">")
+			return err
+		})
+		if err != nil {
+			t.c.broken = true
+			t.p.markDown(t.s, err)
+			return fmt.Errorf("%w: %s: rcpt to: %w", ErrUnavailable, t.s.addr, err)
+		}
+	}
 	switch {
-	case err != nil:
-		t.c.broken = true
-		t.p.markDown(t.s, err)
-		return fmt.Errorf("%w: %s: rcpt to: %w", ErrUnavailable, t.s.addr, err)
 	case r.positive():
 		t.accepted = append(t.accepted, to)
 		return nil

@@ -19,7 +19,7 @@ func TestTxVerifiesRecipientsThenSends(t *testing.T) {
 	})
 	p := newPool(t, Options{Servers: []string{ts.Addr}})
 	ctx := t.Context()
-	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestTxSubset(t *testing.T) {
 	ts := newTestServer(t, "tcp4", nil, nil)
 	p := newPool(t, Options{Servers: []string{ts.Addr}})
 	ctx := t.Context()
-	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 100)
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 100, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestTxCloseWithoutData(t *testing.T) {
 	p := newPool(t, Options{Servers: []string{ts.Addr}})
 	ctx := t.Context()
 	for range 3 {
-		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestTxCloseWithoutData(t *testing.T) {
 func TestTxBeginFailsOver(t *testing.T) {
 	ts := newTestServer(t, "tcp4", nil, nil)
 	p := newPool(t, Options{Servers: []string{closedAddr(t), ts.Addr}, Balance: BalanceOrdered})
-	tx, err := p.Begin(t.Context(), Envelope{From: "s@x.test"}, 0)
+	tx, err := p.Begin(t.Context(), Envelope{From: "s@x.test"}, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestTxBeginFailsOver(t *testing.T) {
 		t.Fatalf("transaction on %s, want the live server %s", tx.Server(), ts.Addr)
 	}
 	p2 := newPool(t, Options{Servers: []string{closedAddr(t)}})
-	if _, err := p2.Begin(t.Context(), Envelope{From: "s@x.test"}, 0); !errors.Is(err, ErrUnavailable) {
+	if _, err := p2.Begin(t.Context(), Envelope{From: "s@x.test"}, 0, ""); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Begin with every server down = %v, want ErrUnavailable", err)
 	}
 }
@@ -124,7 +124,7 @@ func TestTxDataFailsOverBeforeHandOver(t *testing.T) {
 	b := newTestServer(t, "tcp4", nil, nil)
 	p := newPool(t, Options{Servers: []string{a.Addr, b.Addr}, Balance: BalanceOrdered})
 	ctx := t.Context()
-	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+	tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestTxReusedConnectionClosedWhileIdle(t *testing.T) {
 	ctx := t.Context()
 	send := func() {
 		t.Helper()
-		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0)
+		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,5 +176,49 @@ func TestTxReusedConnectionClosedWhileIdle(t *testing.T) {
 		if !h.Up || h.Failures != 0 {
 			t.Fatalf("health after a stale idle connection = %+v, want up with no failure", h)
 		}
+	}
+}
+
+// The first recipient goes with MAIL in one write; its reply, refusal or not, is what the
+// Rcpt call for it returns, and it is not sent twice.
+func TestTxFirstRecipientPipelined(t *testing.T) {
+	ts := newTestServer(t, "tcp4", nil, func(ts *testServer, _ *smtp.Server) {
+		ts.rcptErr = func(to string) error {
+			if strings.HasPrefix(to, "nobody@") {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "unknown user"}
+			}
+			return nil
+		}
+	})
+	p := newPool(t, Options{Servers: []string{ts.Addr}})
+	ctx := t.Context()
+	for _, c := range []struct{ first, then string }{{"nobody@example.jp", "a@example.jp"}, {"a@example.jp", "b@example.jp"}} {
+		tx, err := p.Begin(ctx, Envelope{From: "s@x.test"}, 0, c.first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var se *smtp.SMTPError
+		err = tx.Rcpt(ctx, c.first)
+		if strings.HasPrefix(c.first, "nobody@") != (errors.As(err, &se) && se.Code == 550) {
+			t.Fatalf("Rcpt(%s) after Begin = %v", c.first, err)
+		}
+		if err := tx.Rcpt(ctx, c.then); err != nil {
+			t.Fatal(err)
+		}
+		rcpts := []string{c.then}
+		if err == nil {
+			rcpts = []string{c.first, c.then}
+		}
+		if err := tx.Data(ctx, rcpts, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		tx.Close()
+	}
+	msgs := ts.messages()
+	if len(msgs) != 2 || strings.Join(msgs[0].To, ",") != "a@example.jp" || strings.Join(msgs[1].To, ",") != "a@example.jp,b@example.jp" {
+		t.Fatalf("messages = %+v; want one to a, one to a and b, each recipient given once", msgs)
+	}
+	if ts.connCount() != 1 {
+		t.Errorf("connections = %d, want 1", ts.connCount())
 	}
 }
