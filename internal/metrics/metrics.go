@@ -27,10 +27,10 @@ type Verdict int
 const (
 	Pass            Verdict = iota // forwarded upstream
 	Held                           // held in the store, the sender challenged
-	Confirmed                      // a held message released by its sender's confirmation
+	Confirmed                      // recipients of held mail released on confirmation (no transactions)
 	Decoy                          // a decoy address was mailed (client blacklisted)
 	RefusedRelay                   // not a local domain, client may not relay
-	RefusedSyntax                  // bad address or message syntax
+	RefusedSyntax                  // bad address, or a message refused at DATA (bare CR/LF, size)
 	RefusedBlack                   // sender in BLACK, or the client after a decoy hit
 	AliasDisabled                  // mail to a disabled alias
 	RefusedUpstream                // the upstream server refused (5xx)

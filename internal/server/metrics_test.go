@@ -25,6 +25,38 @@ func fromAddr(ip string) *net.Dialer {
 	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 }
 
+// sample returns the value of the series name with the given label pairs, from the
+// server's registry; 0 when there is none.
+func sample(t *testing.T, srv *Server, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := srv.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
 // scrapeMetrics GETs /metrics on the app host from the loopback address ip; it returns the
 // status and, for a 200, every sample by its series ("name{label="value",...}").
 func scrapeMetrics(t *testing.T, webAddr, appHost, ip string) (int, map[string]float64) {
