@@ -176,3 +176,22 @@ func TestNilCountsNothing(t *testing.T) {
 		t.Errorf("nil Decisions() = %v, want nil", d)
 	}
 }
+
+// BenchmarkPassCounting is what the SMTP pass path counts per message: the connection, the
+// transaction, its recipients and the upstream send.
+func BenchmarkPassCounting(b *testing.B) {
+	m := metrics.New()
+	conns := m.SMTPConns("mx")
+	sends := m.UpstreamSends("192.0.2.10:25")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			conns.Opened()
+			m.Transaction(metrics.Pass)
+			m.Recipients(metrics.Pass, 1)
+			m.Recipients(metrics.Held, 0)
+			sends.OK()
+			conns.Closed()
+		}
+	})
+}
