@@ -91,7 +91,7 @@ func cmdQueue(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "held message %s deleted\n", pos[1])
 		return nil
 	}
-	pool, err := server.NewUpstream(cfg, newLogger(cfg, e.stderr).With("component", "upstream"))
+	pool, err := server.NewUpstream(cfg, newLogger(cfg, e.stderr).With("component", "upstream"), nil)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (p *Proxy) connect(r *http.Request, ex *exchange) {
 		http.Error(ex.w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}
-	ex.w.status = http.StatusOK
+	ex.w.Status = http.StatusOK
 	client.SetDeadline(time.Now().Add(ex.st.DialTimeout))
 	_, err = client.Write([]byte("HTTP/1.1 200 Connection established\r\nVia: " + via(r.ProtoMajor, r.ProtoMinor, ex.st.Hostname) + "\r\n\r\n"))
 	client.SetDeadline(time.Time{})

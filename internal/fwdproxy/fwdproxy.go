@@ -10,7 +10,8 @@
 //
 // Plain requests are forwarded by net/http/httputil.ReverseProxy over one http.Transport
 // (keep-alive, HTTP/2 to TLS origins that offer it); hop-by-hop headers are removed and Via
-// is added both ways (RFC 9110 §7.6). Every request gives one access log line.
+// is added both ways (RFC 9110 §7.6). Every request gives one access log line ("access",
+// proxy "http").
 package fwdproxy
 
 import (
@@ -27,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
 
@@ -97,6 +99,8 @@ type Deps struct {
 	// ever gets address literals that netacl allowed.
 	Resolver netacl.Resolver
 	Dial     netacl.DialFunc
+	// Metrics counts requests, bytes and refusals (proxy "http"); nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Stats are the proxy's counters since New.
@@ -141,6 +145,7 @@ type Proxy struct {
 	forced  bool // Shutdown gave up waiting: a tunnel that starts now is closed at once
 	tunnels map[*tunnel.Tunnel]struct{}
 	bufs    tunnel.BufferPool // tunnel buffers
+	metrics *metrics.Proxy    // nil: not counted
 
 	refused     netacl.Tally
 	requests    atomic.Int64
@@ -185,6 +190,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		self:    netacl.Self{Addrs: local},
 		tunnels: map[*tunnel.Tunnel]struct{}{},
 		bufs:    tunnel.BufferPool{Size: 64 << 10},
+		metrics: deps.Metrics.Proxy(metrics.ProxyHTTP),
 	}
 	if deps.Users != nil {
 		p.auth = netacl.NewAuthenticator(deps.Users, 0, deps.Now)

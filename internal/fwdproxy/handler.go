@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/accesslog"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
 
@@ -28,7 +28,7 @@ type exchange struct {
 	user   string
 	method string
 	target string // absolute URL, or host:port for CONNECT
-	w      *logWriter
+	w      *accesslog.Writer
 	up     atomic.Int64 // bytes client -> origin, counted while the Transport sends the body
 	down   int64        // tunnel bytes origin -> client (plain responses: w.bytes)
 	reason netacl.Reason
@@ -47,7 +47,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		client: remoteIP(r.RemoteAddr),
 		method: r.Method,
 		target: r.URL.Redacted(), // no password from a user:pass@ in the log
-		w:      &logWriter{ResponseWriter: w},
+		w:      &accesslog.Writer{ResponseWriter: w},
 	}
 	if r.Method == http.MethodConnect {
 		ex.target = r.Host
@@ -86,15 +86,18 @@ func (p *Proxy) finish(ex *exchange) {
 	if v != nil && ex.err == nil {
 		ex.err = errors.New("response aborted")
 	}
-	down := ex.w.bytes + ex.down
+	down := ex.w.Bytes + ex.down
 	p.bytesDown.Add(down)
 	up := ex.up.Load()
 	p.bytesUp.Add(up)
+	p.metrics.Request(ex.method)
+	p.metrics.Bytes(up, down)
 	attrs := []slog.Attr{
+		slog.String("proxy", "http"),
 		slog.String("client", ex.client.String()),
 		slog.String("method", ex.method),
 		slog.String("target", ex.target),
-		slog.Int("status", ex.w.status),
+		slog.Int("status", ex.w.Status),
 		slog.Int64("bytes", down),
 		slog.Int64("bytes_up", up),
 		slog.Duration("duration", p.now().Sub(ex.start)),
@@ -108,7 +111,7 @@ func (p *Proxy) finish(ex *exchange) {
 	if ex.err != nil {
 		attrs = append(attrs, slog.String("err", ex.err.Error()))
 	}
-	p.log.LogAttrs(context.Background(), slog.LevelInfo, "proxy request", attrs...)
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 	if v != nil {
 		panic(http.ErrAbortHandler) // net/http closes the connection quietly
 	}
@@ -143,6 +146,7 @@ func (p *Proxy) admit(ctx context.Context, ex *exchange, r *http.Request) (netac
 func (p *Proxy) refuse(ctx context.Context, ex *exchange, reason netacl.Reason) {
 	ex.reason = reason
 	p.refused.Add(reason)
+	p.metrics.Refused(string(reason))
 	if reason.Probe() {
 		p.probe(ctx, ex, reason)
 	}
@@ -208,7 +212,7 @@ func (p *Proxy) forward(r *http.Request, ex *exchange) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &ex.up}
+		r.Body = &accesslog.Body{ReadCloser: r.Body, N: &ex.up}
 	}
 	p.rp.ServeHTTP(ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 }
@@ -246,7 +250,7 @@ func (p *Proxy) originFailed(r *http.Request, ex *exchange, err error) {
 	}
 	ex.err = err
 	if r.Context().Err() != nil {
-		ex.w.status = 499 // nginx's "client closed request"; nothing is sent
+		ex.w.Status = 499 // nginx's "client closed request"; nothing is sent
 		return
 	}
 	status := http.StatusBadGateway
@@ -298,42 +302,4 @@ func remoteIP(addr string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
-}
-
-// logWriter records the status and body size of a response for the access log.
-type logWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *logWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *logWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach Flush and Hijack.
-func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// countingBody counts the request body bytes read.
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
 }

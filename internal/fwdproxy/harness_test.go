@@ -1,13 +1,10 @@
 package fwdproxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +23,7 @@ import (
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // harness is a running proxy with a real store, real lists and a Blacklister that does
@@ -38,7 +36,7 @@ type harness struct {
 	lists *lists.Lists
 	bl    *storeBlacklister
 	dials *dialRecorder
-	logs  *syncBuffer
+	logs  *testenv.LogBuffer
 	serve chan error
 }
 
@@ -73,7 +71,6 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 		t: t, store: st, lists: l,
 		bl:    &storeBlacklister{st: st, lists: l, ttl: time.Hour},
 		dials: &dialRecorder{},
-		logs:  &syncBuffer{},
 		serve: make(chan error, 1),
 	}
 	opts := Options{
@@ -89,7 +86,8 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	if hc.opts != nil {
 		hc.opts(&opts)
 	}
-	log := slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), h.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testenv.RecordingLogger(t)
+	h.logs = logs
 	deps := Deps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial}
 	p, err := New(opts, deps)
 	if err != nil {
@@ -182,31 +180,9 @@ func (f fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]
 	return net.DefaultResolver.LookupNetIP(ctx, network, host)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// accessLines returns the "proxy request" log lines so far, decoded.
+// accessLines returns the "access" log lines so far, decoded.
 func (h *harness) accessLines() []map[string]any {
-	h.logs.mu.Lock()
-	data := append([]byte(nil), h.logs.buf.Bytes()...)
-	h.logs.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "proxy request" {
-			out = append(out, m)
-		}
-	}
-	return out
+	return h.logs.Lines("access")
 }
 
 // waitAccessLines waits until n access lines were written (a tunnel's line comes when it

@@ -39,6 +39,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
 )
@@ -86,6 +87,8 @@ type Sender struct {
 	// MaxAge gives up a message this long after it was queued; 0 means never. For
 	// challenges, hold_for: a confirmation URL is worthless after that.
 	MaxAge time.Duration
+	// Metrics counts the challenges sent (accepted by the relay); nil counts nothing.
+	Metrics *metrics.Metrics
 
 	once    sync.Once
 	log     *slog.Logger       // Log, or a discarding one
@@ -273,6 +276,9 @@ func (s *Sender) judge(log *slog.Logger, m *store.OutMsg, res upstream.Result, e
 	}
 	if len(sent) > 0 {
 		log.Info("outbox sent", "to", sent, "upstream", res.Server, "attempt", attempt)
+		if m.Kind == KindChallenge {
+			s.Metrics.ChallengeSent()
+		}
 	}
 	switch {
 	case len(again) == 0:

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
 )
@@ -22,6 +23,9 @@ type Releaser struct {
 	// Lists, when set, are brought up to date after a RELAY write, so this process passes
 	// the sender's next message at once (other processes follow within their interval).
 	Lists *lists.Lists
+	// Metrics, when set, counts the released recipients as confirmed (the confirmation
+	// page's Releaser); nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Release forwards held message id to rcpts (all its recipients when nil), adds the sender to
@@ -56,6 +60,7 @@ func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int,
 	if len(done) == 0 {
 		return 0, fmt.Errorf("release %s: upstream refused every recipient: %v", id, res.Rcpt[0])
 	}
+	r.Metrics.Recipients(metrics.Confirmed, len(done))
 	if err := r.Store.HeldRemove(ctx, id, done); err != nil {
 		return len(done), fmt.Errorf("release %s: delivered, but not removed from the held queue: %w", id, err)
 	}

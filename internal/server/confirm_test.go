@@ -151,6 +151,12 @@ func TestChallengeConfirmRelease(t *testing.T) {
 	if next := up.Wait(t, 3)[2]; !bytes.Contains(next.Data, []byte("second")) {
 		t.Fatalf("the confirmed sender's next message did not pass: %q", next.Data)
 	}
+	if n := srv.Metrics().Decisions()["confirmed"]; n != 1 {
+		t.Errorf("confirmed recipients counted: %d, want 1", n)
+	}
+	if n := sample(t, srv, "sekisho_challenges_sent_total"); n != 1 {
+		t.Errorf("sekisho_challenges_sent_total = %v, want 1", n)
+	}
 }
 
 // A whitelisted sender whose SPF says fail is a forgery: held, and never challenged. An
@@ -177,5 +183,8 @@ func TestForgedAndUnauthenticatedHeldSilently(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // and nothing was sent in the meantime
 	if n := len(up.Messages()); n != 0 {
 		t.Fatalf("upstream got %d messages (a forged or unauthenticated sender was passed or challenged)", n)
+	}
+	if n := sample(t, srv, "sekisho_challenges_suppressed_total", "reason", "unauthenticated"); n != 2 {
+		t.Errorf(`sekisho_challenges_suppressed_total{reason="unauthenticated"} = %v, want 2`, n)
 	}
 }

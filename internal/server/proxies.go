@@ -100,6 +100,7 @@ func (s *Server) buildProxies() error {
 	if len(cfg.HTTPProxy.Listen) > 0 {
 		p, err := fwdproxy.New(fwdOptions(cfg), fwdproxy.Deps{
 			Lists: s.lists, Users: s.store, Blacklister: s.px.bl, Logger: s.log.With("component", "http_proxy"),
+			Metrics: s.metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("http_proxy: %w", err)
@@ -116,6 +117,7 @@ func (s *Server) buildProxies() error {
 	if len(cfg.Socks.Listen) > 0 {
 		p, err := socks5.New(socksOptions(cfg), socks5.Deps{
 			Lists: s.lists, Users: s.store, Blacklister: s.px.bl, Logger: s.log.With("component", "socks"),
+			Metrics: s.metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("socks: %w", err)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/revproxy"
 	"github.com/sekisho/sekisho/internal/static"
 	"github.com/sekisho/sekisho/internal/web"
@@ -31,7 +32,7 @@ func webRoutes(routes []config.Route, log *slog.Logger) ([]web.Route, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
-			h.Handler = p
+			h.Handler, h.Kind = p, metrics.ProxyReverse
 		} else {
 			prefix := rc.Path
 			if prefix == "/" {
@@ -41,9 +42,24 @@ func webRoutes(routes []config.Route, log *slog.Logger) ([]web.Route, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.root: %w", key, err)
 			}
-			h.Handler = f
+			h.Handler, h.Kind = f, metrics.ProxyStatic
 		}
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// backendHealth is the state of every reverse-proxy backend, for sekisho_backend_up.
+func backendHealth(routes []web.Route) func() []metrics.Backend {
+	return func() []metrics.Backend {
+		var out []metrics.Backend
+		for _, rt := range routes {
+			if p, ok := rt.Handler.(*revproxy.Route); ok {
+				for _, u := range p.Stats().Upstreams {
+					out = append(out, metrics.Backend{Route: rt.Host + rt.Path, Addr: u.Addr, Up: u.Up})
+				}
+			}
+		}
+		return out
+	}
 }

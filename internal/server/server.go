@@ -22,6 +22,7 @@ import (
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/outbox"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/senderauth"
@@ -53,8 +54,8 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	return nil, fmt.Errorf("store.driver %q: not available in this build", cfg.Store.Driver)
 }
 
-// NewUpstream builds the upstream pool of the configuration.
-func NewUpstream(cfg *config.Config, log *slog.Logger) (*upstream.Pool, error) {
+// NewUpstream builds the upstream pool of the configuration; m (nil: none) counts its sends.
+func NewUpstream(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*upstream.Pool, error) {
 	u := cfg.SMTP.Upstream
 	return upstream.New(upstream.Options{
 		Servers:        u.Servers,
@@ -64,17 +65,20 @@ func NewUpstream(cfg *config.Config, log *slog.Logger) (*upstream.Pool, error) {
 		HeloName:       cfg.Hostname,
 		ConnectTimeout: u.ConnectTimeout.Duration,
 		Logger:         log.With("component", "upstream"),
+		Metrics:        m,
 	})
 }
 
 // Server is a running sekisho.
 type Server struct {
-	mu       sync.Mutex // guards cfg and upstream against Reload
+	mu       sync.Mutex // guards cfg, upstream and relay against Reload
 	cfg      *config.Config
 	log      *slog.Logger
 	store    store.Store
 	lists    *lists.Lists
 	upstream *upstream.Pool
+	relay    *upstream.Pool // challenge_relay, when set
+	metrics  *metrics.Metrics
 	proxy    *smtpproxy.Proxy
 	smtp     []boundSMTP
 	web      *web.Server
@@ -92,7 +96,7 @@ type boundSMTP struct {
 
 // New builds every part and binds every listener; on error nothing is left running.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -105,6 +109,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err = s.lists.Reload(ctx, s.store); err != nil {
 		return nil, err
 	}
+	s.metrics.WatchLists(s.lists)
+	s.metrics.WatchStore(s.store, log.With("component", "metrics"))
+	s.metrics.WatchUpstream(s.upstreamHealth)
 	if len(cfg.SMTP.Listeners) > 0 {
 		if err = s.buildSMTP(); err != nil {
 			return nil, err
@@ -141,7 +148,7 @@ func (s *Server) buildWeb() error {
 		return err
 	}
 	if s.upstream == nil {
-		if s.upstream, err = NewUpstream(cfg, s.log); err != nil {
+		if s.upstream, err = NewUpstream(cfg, s.log, s.metrics); err != nil {
 			return fmt.Errorf("smtp.upstream: %w", err)
 		}
 	}
@@ -155,7 +162,7 @@ func (s *Server) buildWeb() error {
 	mux := http.NewServeMux()
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists},
+		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists, Metrics: s.metrics},
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
@@ -168,14 +175,16 @@ func (s *Server) buildWeb() error {
 		return err
 	}
 	login.Register(mux)
+	mux.Handle("GET /metrics", web.AdminOnly(prefixes(cfg.Web.AdminNetworks), s.metrics.Handler()))
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
 	}
+	s.metrics.WatchBackends(backendHealth(routes))
 	s.web, err = web.New(web.Options{
 		Listen: cfg.Web.Listen, ListenPlain: cfg.Web.ListenPlain, AppHost: cfg.Web.AppHost, TLSConfig: tc,
 		BlacklistProbes: cfg.Antispam.BlacklistProbes,
-	}, web.Deps{Lists: s.lists, App: mux, Routes: routes, Blacklister: s.px.bl, Logger: log})
+	}, web.Deps{Lists: s.lists, App: mux, Routes: routes, Blacklister: s.px.bl, Logger: log, Metrics: s.metrics})
 	return err
 }
 
@@ -190,12 +199,12 @@ func (s *Server) buildSMTP() error {
 			}
 		}
 	}
-	pool, err := NewUpstream(cfg, s.log)
+	pool, err := NewUpstream(cfg, s.log, s.metrics)
 	if err != nil {
 		return fmt.Errorf("smtp.upstream: %w", err)
 	}
 	s.upstream = pool
-	deps := smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")}
+	deps := smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp"), Metrics: s.metrics}
 	if cfg.Antispam.SenderAuth == "gate" {
 		res, err := senderauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
 		if err != nil {
@@ -232,12 +241,14 @@ func (s *Server) buildChallenges(pool *upstream.Pool) (*smtpproxy.Challenges, er
 		relay, err = upstream.New(upstream.Options{
 			Servers: []string{a.ChallengeRelay}, TLS: cfg.SMTP.Upstream.TLS, HeloName: cfg.Hostname,
 			ConnectTimeout: cfg.SMTP.Upstream.ConnectTimeout.Duration, Logger: s.log.With("component", "challenge_relay"),
+			Metrics: s.metrics,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("antispam.challenge_relay: %w", err)
 		}
+		s.relay = relay
 	}
-	s.outbox = &outbox.Sender{Store: s.store, Upstream: relay, Log: s.log.With("component", "outbox"), MaxAge: a.HoldFor.Duration}
+	s.outbox = &outbox.Sender{Store: s.store, Upstream: relay, Log: s.log.With("component", "outbox"), MaxAge: a.HoldFor.Duration, Metrics: s.metrics}
 	return &smtpproxy.Challenges{
 		Outbox:   s.outbox,
 		Limiter:  challenge.NewLimiter(a.ChallengePerIPHour, a.ChallengePerHour, challenge.NewMemCounter()),
@@ -282,7 +293,7 @@ func (s *Server) Reload(cfg *config.Config) {
 		s.log.Warn("reload: these settings take effect at the next restart", "keys", keys)
 	}
 	if s.proxy != nil {
-		pool, err := NewUpstream(cfg, s.log)
+		pool, err := NewUpstream(cfg, s.log, s.metrics)
 		if err != nil {
 			s.log.Error("reload refused", "err", err)
 			return
@@ -329,6 +340,25 @@ func (s *Server) SMTPAddrs() []net.Addr {
 	var out []net.Addr
 	for _, b := range s.smtp {
 		out = append(out, b.l.Addr())
+	}
+	return out
+}
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// upstreamHealth is the state of the upstream servers in use, and of challenge_relay.
+func (s *Server) upstreamHealth() []metrics.Health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []metrics.Health
+	for _, p := range []*upstream.Pool{s.upstream, s.relay} {
+		if p == nil {
+			continue
+		}
+		for _, h := range p.Health() {
+			out = append(out, metrics.Health{Server: h.Addr, Up: h.Up})
+		}
 	}
 	return out
 }
@@ -443,6 +473,9 @@ func (s *Server) close() {
 	}
 	if s.upstream != nil {
 		s.upstream.Close()
+	}
+	if s.relay != nil {
+		s.relay.Close()
 	}
 	if s.store != nil {
 		s.store.Close()

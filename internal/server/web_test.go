@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/testenv"
 )
@@ -38,6 +40,39 @@ func curlStatus(t *testing.T, args ...string) (int, string) {
 	return code, s[:i]
 }
 
+// runServer builds the server of cfg and runs it until the test ends; Run must then return
+// nil.
+func runServer(t *testing.T, cfg *config.Config, log *slog.Logger) *Server {
+	t.Helper()
+	srv, err := New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return srv
+}
+
+// staticSite makes dir/www with hello.txt ("static hello") and returns its path.
+func staticSite(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "www")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("static hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // The web routes as configured: a reverse proxy and a static site on the plain listener.
 // Then a proxy probe at the web listener: 400, the client in BLACK in the store, 403 from the
 // web server next, and the SMTP proxy refuses it at the greeting.
@@ -48,13 +83,7 @@ func TestWebRoutesAndProbe(t *testing.T) {
 	defer backend.Close()
 	up := testenv.NewUpstream(t, "tcp4")
 	dir := t.TempDir()
-	root := filepath.Join(dir, "www")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("static hello"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root := staticSite(t, dir)
 	cfg := parse(t, baseConfig(dir, "127.0.0.1:0", up.Addr)+fmt.Sprintf(`
 [antispam]
 blacklist_probes = true
@@ -72,19 +101,7 @@ path = "/static/"
 root = %q
 plain = "serve"
 `, backend.Listener.Addr().String(), root))
-	srv, err := New(t.Context(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, time.Second) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	srv := runServer(t, cfg, testenv.Logger(t))
 	_, plain := srv.web.Addrs()
 	web := "http://" + plain[0].String()
 

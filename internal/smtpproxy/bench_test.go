@@ -10,13 +10,16 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
 // BenchmarkPassPath sends 10 KB messages from a whitelisted sender through the proxy to an
-// in-process upstream, 8 clients at once, one message per connection (the MX pattern).
+// in-process upstream, 8 clients at once, one message per connection (the MX pattern), with
+// metrics counted as in production.
 func BenchmarkPassPath(b *testing.B) {
-	h := newHarness(b, harnessOpts{listener: Listener{TLS: "none"},
+	m := metrics.New()
+	h := newHarness(b, harnessOpts{listener: Listener{TLS: "none"}, metrics: m,
 		logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	h.put(store.Entry{List: store.White, Key: "bench@sender.test", Kind: store.KindFrom})
 	body := []byte("Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 128))
@@ -45,4 +48,8 @@ func BenchmarkPassPath(b *testing.B) {
 	}
 	close(ch)
 	wg.Wait()
+	b.StopTimer()
+	if got := m.Decisions()["pass"]; got != int64(b.N) {
+		b.Errorf("counted %d passed recipients, sent %d", got, b.N)
+	}
 }

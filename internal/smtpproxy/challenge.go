@@ -73,6 +73,7 @@ func (t *transaction) challenge(rcpts []string) {
 	}
 	if !ok {
 		s.log.Info("challenge suppressed", "id", s.id, "from", sender, "reason", reason)
+		s.p.deps.Metrics.ChallengeSuppressed(string(reason))
 		return
 	}
 	token, hash := challenge.NewToken()

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/policy"
 )
 
@@ -15,7 +17,8 @@ import (
 // reaches the SMTP server.
 type gateListener struct {
 	net.Listener
-	p *Proxy
+	p     *Proxy
+	conns metrics.Conns // every connection is counted, refused ones too
 }
 
 func (g *gateListener) Accept() (net.Conn, error) {
@@ -24,6 +27,8 @@ func (g *gateListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		g.conns.Opened()
+		c = &countedConn{Conn: c, conns: g.conns}
 		ip := clientIP(c)
 		st := g.p.settings()
 		reply, ok := policy.Connect(g.p.deps.Lists.BlackIP(ip, g.p.now()), st.BlackAction)
@@ -33,6 +38,18 @@ func (g *gateListener) Accept() (net.Conn, error) {
 		g.p.log.Info("smtp connection refused", "client", ip, "reason", policy.ReasonBlackIP, "reply", reply.Code)
 		g.p.refused.Go(func() { refuse(c, st.Hostname, reply) })
 	}
+}
+
+// countedConn counts its close in the active connections gauge, once.
+type countedConn struct {
+	net.Conn
+	conns metrics.Conns
+	once  sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.conns.Closed)
+	return c.Conn.Close()
 }
 
 // refuse greets with reply and then accepts only QUIT, for a short while.

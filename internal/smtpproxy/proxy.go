@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
@@ -62,6 +63,9 @@ type Deps struct {
 	Auth *senderauth.Checker
 	// Challenges mails unknown senders a confirmation URL; nil: challenge = false.
 	Challenges *Challenges
+	// Metrics counts connections, transactions and recipients by verdict, decoy hits and
+	// suppressed challenges; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // settings are the options in force, with what is derived from them; Reload replaces them
@@ -167,7 +171,8 @@ func (p *Proxy) Serve(l net.Listener, lc Listener) error {
 	p.servers = append(p.servers, srv)
 	p.mu.Unlock()
 
-	l = tapListener{Listener: &gateListener{Listener: l, p: p}, lc: lc, maxMessage: srv.MaxMessageBytes}
+	gate := &gateListener{Listener: l, p: p, conns: p.deps.Metrics.SMTPConns(lc.Role)}
+	l = tapListener{Listener: gate, lc: lc, maxMessage: srv.MaxMessageBytes}
 	return srv.Serve(l)
 }
 

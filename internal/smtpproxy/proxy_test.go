@@ -17,6 +17,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
@@ -40,6 +41,7 @@ type harnessOpts struct {
 	opts     func(*Options)
 	servers  []string     // upstream servers; default the test upstream
 	logger   *slog.Logger // default: debug into the test's output
+	metrics  *metrics.Metrics
 }
 
 func newHarness(t testing.TB, ho harnessOpts) *harness {
@@ -57,7 +59,7 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if servers == nil {
 		servers = []string{up.Addr}
 	}
-	pool, err := upstream.New(upstream.Options{Servers: servers, TLS: "none", HeloName: "mx.example.jp", ConnectTimeout: 2 * time.Second})
+	pool, err := upstream.New(upstream.Options{Servers: servers, TLS: "none", HeloName: "mx.example.jp", ConnectTimeout: 2 * time.Second, Metrics: ho.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if log == nil {
 		log = testenv.Logger(t)
 	}
-	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log})
+	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log, Metrics: ho.metrics})
 	lc := ho.listener
 	if lc.Role == "" {
 		lc.Role = "mx"

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/mailaddr"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/upstream"
@@ -61,6 +62,9 @@ type session struct {
 	mailOpts smtp.MailOptions
 	rcpts    []recipient
 	tx       *upstream.Tx
+	counted  bool            // the transaction's verdict is counted
+	refused  bool            // a recipient was refused ...
+	refusal  metrics.Verdict // ... the last one with this verdict
 }
 
 // recipient is one accepted RCPT.
@@ -149,6 +153,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	switch {
 	case s.burned:
+		s.p.deps.Metrics.Transaction(metrics.RefusedBlack)
 		return smtpErr(policy.ReplyRefused)
 	case s.p.draining.Load():
 		return errShuttingDown
@@ -162,10 +167,12 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		var err error
 		if addr, err = mailaddr.Parse(from); err != nil {
 			s.log.Info("smtp mail rejected", "from", from, "err", err)
+			s.p.deps.Metrics.Transaction(metrics.RefusedSyntax)
 			return errBadSender
 		}
 		if s.p.deps.Lists.BlackSender(addr.Key(), s.p.now()) {
 			s.log.Info("smtp mail rejected", "from", addr.Key(), "reason", policy.ReasonBlackSender)
+			s.p.deps.Metrics.Transaction(metrics.RefusedBlack)
 			return smtpErr(policy.ReplyBlack)
 		}
 	}
@@ -192,6 +199,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	raw, ok := s.rawRcpt(to)
 	if !ok {
 		s.log.Warn("smtp rcpt: raw path not seen on the wire", "id", s.id, "rcpt", to)
+		s.refuseRcpt(metrics.Tempfail)
 		return errLocal
 	}
 	addr, perr := mailaddr.ParsePath(raw)
@@ -215,9 +223,11 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	switch v.Action {
 	case policy.RcptReject:
 		s.log.Info("smtp rcpt rejected", "id", s.id, "rcpt", raw, "reason", v.Reason, "reply", v.Reply.Code)
+		s.refuseRcpt(rcptVerdict(v.Reason))
 		return smtpErr(v.Reply)
 	case policy.RcptDiscard:
 		s.log.Info("smtp rcpt discarded", "id", s.id, "rcpt", key, "reason", v.Reason)
+		s.p.deps.Metrics.Recipients(metrics.Decoy, 1)
 		s.rcpts = append(s.rcpts, recipient{Given: key, Discard: true, Reason: v.Reason})
 		return nil
 	}
@@ -229,10 +239,54 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if err := s.verifyUpstream(v.Rcpt); err != nil {
 		s.log.Info("smtp rcpt rejected", "id", s.id, "rcpt", key, "reason", "upstream", "reply", err.Code)
+		s.refuseRcpt(replyVerdict(err, metrics.RefusedUpstream))
 		return err
 	}
 	s.rcpts = append(s.rcpts, recipient{Given: key, Mailbox: v.Rcpt, Alias: f.Alias, Reason: v.Reason})
 	return nil
+}
+
+// refuseRcpt counts a refused recipient, and remembers its verdict for the transaction.
+func (s *session) refuseRcpt(v metrics.Verdict) {
+	s.p.deps.Metrics.Recipients(v, 1)
+	s.refused, s.refusal = true, v
+}
+
+// rcptVerdict is the metrics verdict of a recipient refused by the policy.
+func rcptVerdict(r policy.Reason) metrics.Verdict {
+	switch r {
+	case policy.ReasonDecoy:
+		return metrics.Decoy
+	case policy.ReasonRelayDenied:
+		return metrics.RefusedRelay
+	case policy.ReasonAliasDisabled:
+		return metrics.AliasDisabled
+	case policy.ReasonAfterDecoy:
+		return metrics.RefusedBlack
+	}
+	return metrics.RefusedSyntax // bad address, source route
+}
+
+// replyVerdict is Tempfail for a 4xx reply, else permanent.
+func replyVerdict(e *smtp.SMTPError, permanent metrics.Verdict) metrics.Verdict {
+	if e.Code/100 == 4 {
+		return metrics.Tempfail
+	}
+	return permanent
+}
+
+// endTx counts the transaction and its undecided recipients with one verdict (a DATA that
+// failed or was refused).
+func (s *session) endTx(v metrics.Verdict) {
+	n := 0
+	for _, r := range s.rcpts {
+		if !r.Discard {
+			n++
+		}
+	}
+	s.p.deps.Metrics.Transaction(v)
+	s.p.deps.Metrics.Recipients(v, n)
+	s.counted = true
 }
 
 // verifyUpstream opens the upstream transaction on the first recipient and passes RCPT on.
@@ -267,6 +321,7 @@ func (s *session) envelope() upstream.Envelope {
 // decoyHit puts the client in BLACK at once, for every node (SPEC §4 stage 4).
 func (s *session) decoyHit(decoy string) {
 	s.burned = true
+	s.p.deps.Metrics.DecoyHit()
 	now := s.p.now()
 	e := store.Entry{
 		List: store.Black, Key: s.clientIP.String(), Source: "decoy",
@@ -290,32 +345,41 @@ func (s *session) Data(r io.Reader) error {
 		if s.tap != nil {
 			s.tap.TakeMessage() // dropped
 		}
+		s.endTx(metrics.Decoy)
 		return smtpErr(policy.ReplyRefused)
 	}
 	body, err := s.readData(r)
 	if errors.Is(err, errBareLineEnding) {
 		s.log.Info("smtp data rejected", "id", s.id, "reason", "bare-line-ending")
+		s.endTx(metrics.RefusedSyntax)
 		return errBareLF
 	}
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
 			s.log.Info("smtp data rejected", "id", s.id, "reply", se.Code, "err", se.Message)
+			s.endTx(replyVerdict(se, metrics.RefusedSyntax))
 			return se
 		}
+		s.endTx(metrics.Tempfail)
 		return errLocal
 	}
 	t := transaction{s: s, body: body, hdr: parseHeader(body)}
 	return t.run()
 }
 
-// Reset ends the transaction; the upstream connection goes back to the pool.
+// Reset ends the transaction; the upstream connection goes back to the pool. A transaction
+// that ends with every recipient refused is counted with the verdict of the last one.
 func (s *session) Reset() {
 	if s.tx != nil {
 		s.tx.Close()
 		s.tx = nil
 	}
+	if s.id != "" && !s.counted && s.refused && len(s.rcpts) == 0 {
+		s.p.deps.Metrics.Transaction(s.refusal)
+	}
 	s.id, s.from, s.rcpts, s.mailOpts = "", mailaddr.Addr{}, nil, smtp.MailOptions{}
+	s.counted, s.refused = false, false
 }
 
 // Logout frees the session.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/policy"
 	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/store"
@@ -30,6 +31,8 @@ func (t *transaction) run() error {
 	t.decide()
 	if len(t.pass) == 0 && len(t.held) == 0 { // only discarded recipients
 		t.logDone("discarded", nil)
+		s.p.deps.Metrics.Transaction(metrics.Decoy) // the recipients were counted at RCPT
+		s.counted = true
 		return nil
 	}
 	t.msg = t.withReceived()
@@ -39,6 +42,7 @@ func (t *transaction) run() error {
 		id, err := t.hold()
 		if err != nil {
 			t.logDone("failed", err)
+			s.endTx(metrics.Tempfail)
 			return err
 		}
 		heldID = id
@@ -52,6 +56,7 @@ func (t *transaction) run() error {
 			}
 			reply := upstreamErr(err)
 			t.logDone("failed", err)
+			s.endTx(replyVerdict(reply, metrics.RefusedUpstream))
 			if reply.Code/100 == 4 {
 				s.log.Warn("upstream data failed", "id", s.id, "err", err)
 			}
@@ -67,7 +72,21 @@ func (t *transaction) run() error {
 		t.challenge(rcpts)
 	}
 	t.logDone("ok", nil)
+	t.count()
 	return nil
+}
+
+// count counts a transaction that went through: held when any copy was held.
+func (t *transaction) count() {
+	m := t.s.p.deps.Metrics
+	if len(t.held) > 0 {
+		m.Transaction(metrics.Held)
+	} else {
+		m.Transaction(metrics.Pass)
+	}
+	m.Recipients(metrics.Pass, len(t.pass))
+	m.Recipients(metrics.Held, len(t.held))
+	t.s.counted = true
 }
 
 // decide asks the policy about each recipient.

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +23,7 @@ import (
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // harness is a running SOCKS proxy with a real store, real lists and a Blacklister that
@@ -37,7 +36,7 @@ type harness struct {
 	lists *lists.Lists
 	bl    *storeBlacklister
 	dials *dialRecorder
-	logs  *syncBuffer
+	logs  *testenv.LogBuffer
 	serve chan error
 }
 
@@ -72,7 +71,6 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 		t: t, store: st, lists: l,
 		bl:    &storeBlacklister{st: st, lists: l, ttl: time.Hour},
 		dials: &dialRecorder{},
-		logs:  &syncBuffer{},
 		serve: make(chan error, 1),
 	}
 	opts := Options{
@@ -87,7 +85,8 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	if hc.opts != nil {
 		hc.opts(&opts)
 	}
-	log := slog.New(slog.NewJSONHandler(io.MultiWriter(t.Output(), h.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := testenv.RecordingLogger(t)
+	h.logs = logs
 	p, err := New(opts, Deps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial})
 	if err != nil {
 		t.Fatal(err)
@@ -177,34 +176,13 @@ func (f fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]
 	return net.DefaultResolver.LookupNetIP(ctx, network, host)
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// accessLines waits until n "socks request" lines were written (a session's line comes
+// accessLines waits until n "access" lines were written (a session's line comes
 // when it ends) and returns them decoded.
 func (h *harness) accessLines(n int) []map[string]any {
 	h.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		h.logs.mu.Lock()
-		data := append([]byte(nil), h.logs.buf.Bytes()...)
-		h.logs.mu.Unlock()
-		var out []map[string]any
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "socks request" {
-				out = append(out, m)
-			}
-		}
+		out := h.logs.Lines("access")
 		if len(out) >= n || time.Now().After(deadline) {
 			return out
 		}

@@ -198,6 +198,7 @@ func (s *session) failed(err error, refusal netacl.Reason) {
 func (s *session) refuse(reason netacl.Reason, rep int) {
 	s.reason = reason
 	s.p.refused.Add(reason)
+	s.p.m.Refused(string(reason))
 	if reason.Probe() {
 		s.probe(reason)
 	}
@@ -328,6 +329,23 @@ func cmdName(c byte) string {
 	return fmt.Sprintf("0x%02x", c)
 }
 
+// method is the session's request for the metrics: the SOCKS command, "NONE" before one
+// was read.
+func (s *session) method() string {
+	if s.req.atyp == 0 {
+		return "NONE"
+	}
+	switch s.req.cmd {
+	case cmdConnect:
+		return "CONNECT"
+	case cmdBind:
+		return "BIND"
+	case cmdUDPAssociate:
+		return "UDP_ASSOCIATE"
+	}
+	return "OTHER"
+}
+
 // finish closes the session, writes its access log line, and keeps a panic from taking the
 // process down.
 func (s *session) finish() {
@@ -346,8 +364,10 @@ func (s *session) finish() {
 	s.p.mu.Unlock()
 	s.p.bytesUp.Add(s.up)
 	s.p.bytesDown.Add(s.down)
+	s.p.m.Request(s.method())
+	s.p.m.Bytes(s.up, s.down)
 
-	attrs := []slog.Attr{slog.String("client", s.client.String())}
+	attrs := []slog.Attr{slog.String("proxy", "socks"), slog.String("client", s.client.String())}
 	if s.user != "" {
 		attrs = append(attrs, slog.String("user", s.user))
 	}
@@ -368,5 +388,5 @@ func (s *session) finish() {
 	case s.err != nil:
 		attrs = append(attrs, slog.String("err", s.err.Error()))
 	}
-	s.p.log.LogAttrs(context.Background(), slog.LevelInfo, "socks request", attrs...)
+	s.p.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
 
@@ -65,6 +66,8 @@ type Deps struct {
 	// Dial only ever gets address literals that netacl allowed.
 	Resolver netacl.Resolver
 	Dial     netacl.DialFunc
+	// Metrics counts sessions, bytes and refusals (proxy "socks"); nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Stats are the proxy's counters since New.
@@ -93,7 +96,8 @@ type Proxy struct {
 	auth   *netacl.Authenticator
 	dialer netacl.Dialer
 	bufs   tunnel.BufferPool
-	done   chan struct{} // closed by Shutdown
+	done   chan struct{}  // closed by Shutdown
+	m      *metrics.Proxy // nil: not counted
 
 	mu        sync.Mutex // guards everything below
 	opts      Options
@@ -143,6 +147,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		dialer:    netacl.Dialer{Resolver: deps.Resolver, Dial: deps.Dial},
 		bufs:      tunnel.BufferPool{Size: 64 << 10},
 		done:      make(chan struct{}),
+		m:         deps.Metrics.Proxy(metrics.ProxySocks),
 		self:      netacl.Self{Addrs: local},
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},

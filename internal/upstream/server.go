@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/metrics"
 )
 
 // server is one upstream server: its health and its idle connections.
@@ -19,12 +21,29 @@ type server struct {
 	log      *slog.Logger // with the server's address
 	tls      *tls.Config  // for STARTTLS: server name, roots, verification
 	inFlight atomic.Int64 // Sends using the server, for least_conn
+	sends    metrics.Sends
 
 	mu        sync.Mutex
 	idle      []*conn   // most recently used last
 	failures  int       // connection-level failures since New
 	downUntil time.Time // end of the current penalty
 	lastErr   string
+}
+
+// countResult counts the server's word on a message: accepted, or refused (a reply of its
+// own, or every recipient refused).
+func (s *server) countResult(res Result, err error) {
+	if err != nil {
+		s.sends.Refused()
+		return
+	}
+	for _, rerr := range res.Rcpt {
+		if rerr == nil {
+			s.sends.OK()
+			return
+		}
+	}
+	s.sends.Refused()
 }
 
 // order returns the servers in the order Send tries them: by the balance

@@ -58,9 +58,11 @@ func (p *Pool) Begin(ctx context.Context, env Envelope, size int, first string) 
 				return nil, fmt.Errorf("upstream: begin on %s: %w: %v", s.addr, cerr, fo.err)
 			}
 			p.markDown(s, fo.err)
+			s.sends.Failed()
 			failed = append(failed, s.addr+": "+fo.err.Error())
 		case err != nil:
 			p.markUp(s)
+			s.sends.Refused() // a 5xx to MAIL
 			return nil, err
 		default:
 			p.markUp(s)
@@ -205,6 +207,7 @@ func (t *Tx) Rcpt(ctx context.Context, to string) error {
 		if err != nil {
 			t.c.broken = true
 			t.p.markDown(t.s, err)
+			t.s.sends.Failed()
 			return fmt.Errorf("%w: %s: rcpt to: %w", ErrUnavailable, t.s.addr, err)
 		}
 	}
@@ -215,6 +218,7 @@ func (t *Tx) Rcpt(ctx context.Context, to string) error {
 	case r.code == 421:
 		t.c.broken = true
 		t.p.markDown(t.s, r.err())
+		t.s.sends.Failed()
 		return fmt.Errorf("%w: %s: rcpt to: %w", ErrUnavailable, t.s.addr, r.err())
 	}
 	return r.err()
@@ -237,6 +241,7 @@ func (t *Tx) Data(ctx context.Context, rcpts []string, body []byte) error {
 			return err
 		}
 		t.p.markDown(t.s, fo.err)
+		t.s.sends.Failed()
 	}
 	t.Close()
 	env := t.env
@@ -295,8 +300,13 @@ func (t *Tx) dataHere(ctx context.Context, body []byte) error {
 	case errors.As(err, &un):
 		c.broken = true
 		t.p.markDown(t.s, un.err)
+		t.s.sends.Unconfirmed()
 		t.finish()
 		return fmt.Errorf("%w: %s: %w", ErrUnconfirmed, t.s.addr, un.err)
+	case err != nil:
+		t.s.sends.Refused()
+	default:
+		t.s.sends.OK()
 	}
 	t.accepted = nil // the transaction is over: nothing to reset
 	t.finish()

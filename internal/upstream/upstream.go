@@ -34,6 +34,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/metrics"
 )
 
 // Balance policies, the values of Options.Balance.
@@ -108,6 +110,9 @@ type Options struct {
 	// Logger receives protocol detail at Debug and servers going down at
 	// Warn. Nil discards.
 	Logger *slog.Logger
+	// Metrics counts the messages handed to each server by result; nil
+	// counts nothing. Health is for sekisho_upstream_up.
+	Metrics *metrics.Metrics
 }
 
 // Client describes the SMTP client the message came from, for XFORWARD.
@@ -239,8 +244,9 @@ func New(opts Options) (*Pool, error) {
 		}
 		seen[addr] = true
 		p.servers = append(p.servers, &server{
-			addr: addr,
-			log:  log.With("server", addr),
+			addr:  addr,
+			log:   log.With("server", addr),
+			sends: opts.Metrics.UpstreamSends(addr),
 			tls: &tls.Config{
 				ServerName: host,
 				RootCAs:    opts.RootCAs,
@@ -325,8 +331,10 @@ func (p *Pool) Send(ctx context.Context, env Envelope, body []byte) (Result, err
 				return Result{}, fmt.Errorf("upstream: send to %s: %w: %v", s.addr, cerr, fo.err)
 			}
 			p.markDown(s, fo.err)
+			s.sends.Failed()
 			failed = append(failed, s.addr+": "+fo.err.Error())
 		case errors.As(err, &un):
+			s.sends.Unconfirmed()
 			if cerr := ctxErr(ctx); cerr != nil {
 				return res, fmt.Errorf("%w: %s: %w: %w", ErrUnconfirmed, s.addr, cerr, un.err)
 			}
@@ -335,6 +343,7 @@ func (p *Pool) Send(ctx context.Context, env Envelope, body []byte) (Result, err
 		default:
 			// Delivered, or refused by a server that is working fine.
 			p.markUp(s)
+			s.countResult(res, err)
 			return res, err
 		}
 	}

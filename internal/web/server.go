@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
+	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
 
@@ -54,6 +55,9 @@ type Route struct {
 	Path    string
 	Plain   bool         // served on the plain listeners too (plain = "serve"); else they redirect
 	Handler http.Handler // a reverse proxy or static files
+	// Kind names the route's requests in the access log and the metrics:
+	// metrics.ProxyReverse or metrics.ProxyStatic.
+	Kind string
 }
 
 // Starter is an optional power of a Route's Handler: work of its own, such as health
@@ -74,6 +78,8 @@ type Deps struct {
 	Blacklister netacl.Blacklister // nil: probes are refused, counted and logged only
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Metrics counts route requests, bytes and refusals; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Stats are the web server's counters since New.
@@ -97,6 +103,7 @@ type Server struct {
 	refusedProbe atomic.Int64
 	blacklisted  atomic.Int64
 	stopOnce     sync.Once
+	refusals     *metrics.Proxy // refusals before routing (proxy "web")
 }
 
 // New binds the listeners; on error none is left open.
@@ -107,7 +114,8 @@ func New(opts Options, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{opts: opts, deps: deps, log: deps.Logger, routes: routeTable(deps.Routes)}
+	s := &Server{opts: opts, deps: deps, log: deps.Logger, refusals: deps.Metrics.Proxy(metrics.ProxyWeb)}
+	s.routes = s.routeTable(deps.Routes)
 	bind := func(key string, addrs []string) ([]net.Listener, error) {
 		var out []net.Listener
 		for i, a := range addrs {
@@ -183,11 +191,12 @@ func serveHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// routeTable sorts the routes by host, longest path first.
-func routeTable(routes []Route) map[string][]Route {
+// routeTable sorts the routes by host, longest path first, each handler wrapped in access.
+func (s *Server) routeTable(routes []Route) map[string][]Route {
 	t := map[string][]Route{}
 	for _, r := range routes {
 		h := strings.ToLower(r.Host)
+		r.Handler = s.access(r)
 		t[h] = append(t[h], r)
 	}
 	for _, rs := range t {
@@ -229,6 +238,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		ip := remoteIP(r)
 		if s.deps.Lists != nil && s.deps.Lists.BlackIP(ip, s.deps.Now()) {
 			s.refusedBlack.Add(1)
+			s.refusals.Refused("black-ip")
 			s.log.Info("web request refused", "client", ip.String(), "reason", "black-ip")
 			http.Error(w, "Forbidden", http.StatusForbidden)
 			return
@@ -245,6 +255,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 // blacklist_probes is on, so that its next connection to any module is refused.
 func (s *Server) refuseProbe(w http.ResponseWriter, r *http.Request, ip netip.Addr) {
 	s.refusedProbe.Add(1)
+	s.refusals.Refused("proxy-probe")
 	s.log.Info("web request refused", "client", ip.String(), "reason", "proxy-probe", "method", r.Method, "target", r.RequestURI)
 	if s.opts.BlacklistProbes && s.deps.Blacklister != nil && ip.IsValid() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), blacklistTimeout)
