@@ -14,10 +14,15 @@ import (
 	"github.com/sekisho/sekisho/internal/upstream"
 )
 
+// Upstream delivers one message; *upstream.Pool is one (see upstream.Pool.Send).
+type Upstream interface {
+	Send(ctx context.Context, env upstream.Envelope, body []byte) (upstream.Result, error)
+}
+
 // Releaser releases held messages.
 type Releaser struct {
 	Store    store.Store
-	Upstream *upstream.Pool
+	Upstream Upstream
 	Scope    string // confirm_scope: "sender" adds the sender to RELAY, "recipient" the pairs
 	Log      *slog.Logger
 	// Lists, when set, are brought up to date after a RELAY write, so this process passes

@@ -139,6 +139,9 @@ func TestChallengeConfirmRelease(t *testing.T) {
 	if n := len(up.Messages()); n != 1 {
 		t.Fatalf("released before a valid confirmation: %d messages upstream", n)
 	}
+	// A reload (SIGHUP) replaces the upstream pool and closes the old one; the confirmation
+	// page must release through the new one.
+	srv.Reload(srv.cfg)
 	time.Sleep(1100 * time.Millisecond)
 	if page := do("POST", url.Values{"v": {view[1]}}); !strings.Contains(page, "has been delivered") {
 		t.Fatalf("confirm:\n%s", page)

@@ -162,7 +162,7 @@ func (s *Server) buildWeb() error {
 	mux := http.NewServeMux()
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists, Metrics: s.metrics},
+		Releaser: &release.Releaser{Store: s.store, Upstream: liveUpstream{s}, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists, Metrics: s.metrics},
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
@@ -213,7 +213,7 @@ func (s *Server) buildSMTP() error {
 		deps.Auth = &senderauth.Checker{Resolver: res, Timeout: cfg.DNS.Timeout.Duration}
 	}
 	if cfg.Antispam.Challenge {
-		if deps.Challenges, err = s.buildChallenges(pool); err != nil {
+		if deps.Challenges, err = s.buildChallenges(); err != nil {
 			return err
 		}
 	}
@@ -232,13 +232,13 @@ func (s *Server) buildSMTP() error {
 
 // buildChallenges sets up URL-click confirmation: the outbox that sends the challenge mail
 // (through challenge_relay, or the upstream servers) and the caps.
-func (s *Server) buildChallenges(pool *upstream.Pool) (*smtpproxy.Challenges, error) {
+func (s *Server) buildChallenges() (*smtpproxy.Challenges, error) {
 	cfg := s.cfg
 	a := cfg.Antispam
-	relay := pool
+	var relay outbox.Upstream = liveUpstream{s}
 	if a.ChallengeRelay != "" {
 		var err error
-		relay, err = upstream.New(upstream.Options{
+		s.relay, err = upstream.New(upstream.Options{
 			Servers: []string{a.ChallengeRelay}, TLS: cfg.SMTP.Upstream.TLS, HeloName: cfg.Hostname,
 			ConnectTimeout: cfg.SMTP.Upstream.ConnectTimeout.Duration, Logger: s.log.With("component", "challenge_relay"),
 			Metrics: s.metrics,
@@ -246,7 +246,7 @@ func (s *Server) buildChallenges(pool *upstream.Pool) (*smtpproxy.Challenges, er
 		if err != nil {
 			return nil, fmt.Errorf("antispam.challenge_relay: %w", err)
 		}
-		s.relay = relay
+		relay = s.relay
 	}
 	s.outbox = &outbox.Sender{Store: s.store, Upstream: relay, Log: s.log.With("component", "outbox"), MaxAge: a.HoldFor.Duration, Metrics: s.metrics}
 	return &smtpproxy.Challenges{
@@ -257,6 +257,18 @@ func (s *Server) buildChallenges(pool *upstream.Pool) (*smtpproxy.Challenges, er
 		Language: challenge.Language(a.ChallengeLanguage),
 		Interval: a.ChallengeInterval.Duration,
 	}, nil
+}
+
+// liveUpstream sends through the server's current upstream pool, so that parts built once
+// (the confirmation page, the outbox) follow a reload that replaced the pool.
+type liveUpstream struct{ s *Server }
+
+// Send implements release.Upstream and outbox.Upstream.
+func (u liveUpstream) Send(ctx context.Context, env upstream.Envelope, body []byte) (upstream.Result, error) {
+	u.s.mu.Lock()
+	p := u.s.upstream
+	u.s.mu.Unlock()
+	return p.Send(ctx, env, body)
 }
 
 // smtpOptions are the SMTP proxy's options from the configuration.
