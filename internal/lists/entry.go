@@ -59,7 +59,7 @@ func ParseEntry(in EntryInput, now time.Time) (store.Entry, error) {
 		return store.Entry{}, err
 	}
 	e := store.Entry{List: in.List, Key: key, Kind: kind, Note: in.Note}
-	if e.Owner, err = parseOwner(in.Owner); err != nil {
+	if e.Owner, err = ParseOwner(in.Owner); err != nil {
 		return e, err
 	}
 	if in.TTL < 0 {
@@ -97,8 +97,8 @@ func ParseEntry(in EntryInput, now time.Time) (store.Entry, error) {
 	return e, nil
 }
 
-// parseOwner normalises an owner address ("" stays "").
-func parseOwner(owner string) (string, error) {
+// ParseOwner normalises an owner address ("" stays ""). Errors are *FieldError.
+func ParseOwner(owner string) (string, error) {
 	if owner == "" {
 		return "", nil
 	}
