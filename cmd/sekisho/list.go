@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
-	"github.com/sekisho/sekisho/internal/server"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -46,10 +45,6 @@ func cmdList(ctx context.Context, args []string, e env) error {
 	default:
 		return usageErr("unknown list command %q (want show, add or del)", verb)
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
 	var entry store.Entry
 	if verb != "show" {
 		entry, err = listEntry(l, pos[2], *kind, *owner, *target, *note, *ttl, time.Now())
@@ -57,7 +52,7 @@ func cmdList(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
+	_, st, err := openStore(ctx, *path, e)
 	if err != nil {
 		return err
 	}
