@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
@@ -26,6 +27,7 @@ import (
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
+	"github.com/sekisho/sekisho/internal/stats"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/postgres"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
@@ -81,6 +83,9 @@ type Server struct {
 	version  string         // SetVersion: reported in the node registry
 	px       proxies        // HTTP forward proxy and SOCKS5
 	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
+	// decisions reads the cumulative decision counters (SetDecisions); nil: no counts over
+	// time are recorded.
+	decisions func() map[string]int64
 }
 
 type boundSMTP struct {
@@ -151,15 +156,20 @@ func (s *Server) buildWeb() error {
 	}
 	log := s.log.With("component", "web")
 	mux := http.NewServeMux()
+	releaser := &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists}
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists},
+		Releaser: releaser,
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
 		Log:      log,
 	}
 	confirm.Register(mux)
+	// The API answers from anywhere: its tokens protect it, and bad ones are rate-limited.
+	api.New(api.Options{LocalDomains: cfg.SMTP.LocalDomains}, api.Deps{
+		Store: s.store, Releaser: releaser, Lists: s.lists, Logger: s.log.With("component", "api"),
+	}).Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
@@ -316,6 +326,11 @@ func restartKeys(old, new *config.Config) []string {
 	return keys
 }
 
+// SetDecisions sets where the counts of decisions over time come from: cumulative totals by
+// name (stats.Decisions), read every minute and added to the store's minute buckets for the
+// admin charts. Call it before Run; without it nothing is recorded.
+func (s *Server) SetDecisions(totals func() map[string]int64) { s.decisions = totals }
+
 // SMTPAddrs returns the bound addresses of the SMTP listeners (useful with port 0).
 func (s *Server) SMTPAddrs() []net.Addr {
 	var out []net.Addr
@@ -344,6 +359,10 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
+	if s.decisions != nil {
+		rec := &stats.Recorder{Store: s.store, Source: s.decisions, Log: s.log.With("component", "stats")}
+		wg.Go(func() { rec.Run(bg) }) // its last write comes after the listeners stopped
+	}
 	s.startCluster(bg, &wg)
 
 	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
