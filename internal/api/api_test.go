@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/internal/api"
+	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
@@ -33,15 +34,22 @@ const (
 // env is an API on a real SQLite store with three tokens (admin, taro, hanako), served by a
 // real HTTP server, releasing to a real in-process SMTP server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	st     store.Store
+	lists  *lists.Lists // nil: the API finds aliases in the store
 	up     *testenv.Upstream
 	srv    *httptest.Server
 	clock  *testenv.Clock
 	tokens map[string]string // "admin", taro, hanako -> token
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv returns an env with the lists in memory, as in the server.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	return newEnvLists(t, true)
+}
+
+func newEnvLists(t testing.TB, withLists bool) *env {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sekisho.db"))
@@ -72,8 +80,15 @@ func newEnv(t *testing.T) *env {
 		}
 		e.tokens[name] = tok
 	}
+	if withLists {
+		e.lists = lists.New()
+		if err := e.lists.Reload(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a := api.New(api.Options{LocalDomains: []string{"example.jp"}, MaxBody: 4096}, api.Deps{
 		Store:    st,
+		Lists:    e.lists,
 		Releaser: &release.Releaser{Store: st, Upstream: pool, Scope: "sender", Log: log},
 		Logger:   log,
 		Now:      e.clock.Now,
@@ -133,6 +148,11 @@ func (e *env) put(en store.Entry) {
 	e.t.Helper()
 	if err := e.st.Put(e.t.Context(), en); err != nil {
 		e.t.Fatal(err)
+	}
+	if e.lists != nil {
+		if err := e.lists.CatchUp(e.t.Context(), e.st); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 
@@ -303,7 +323,7 @@ func TestListsAsAdmin(t *testing.T) {
 	for _, a := range adds {
 		body := e.must(201, "admin", "POST", "/api/v1/lists/"+a.list, a.body)
 		var got store.Entry
-		if err := json.Unmarshal([]byte(body), &got); err != nil || got.Key != a.key {
+		if err := json.Unmarshal([]byte(body), &got); err != nil || got.Key != a.key || got.Created.IsZero() {
 			t.Errorf("add %s %s: answer %s, want key %q", a.list, a.body, body, a.key)
 		}
 		if !slices.Contains(keys(entriesOf(t, e.must(200, "admin", "GET", "/api/v1/lists/"+a.list, ""))), a.key+"/"+got.Owner) {
@@ -444,6 +464,15 @@ func TestListsAsOwner(t *testing.T) {
 	if s := e.state(); strings.Contains(s, "taro-shop") || strings.Contains(s, "white taro-list") {
 		t.Errorf("taro's entries not deleted:\n%s", s)
 	}
+}
+
+// Without lists in memory, the API finds an alias's owner in the store.
+func TestAliasTakenWithoutLists(t *testing.T) {
+	e := newEnvLists(t, false)
+	e.put(store.Entry{List: store.Alias, Key: "shop@example.jp", Owner: hanako, Target: hanako})
+	e.must(409, taro, "POST", "/api/v1/lists/alias", `{"entry": "shop@example.jp"}`)
+	e.must(201, hanako, "POST", "/api/v1/lists/alias", `{"entry": "shop@example.jp", "note": "renamed"}`)
+	e.must(201, taro, "POST", "/api/v1/lists/alias", `{"entry": "taro-shop@example.jp"}`)
 }
 
 // Every route as the wrong user, and a user on what is the admin's: 403 or 404, and the

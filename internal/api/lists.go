@@ -147,7 +147,28 @@ func (a *API) listAdd(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	a.catchUp(r)
 	a.log.Info("api entry added", "token", c.token, "list", l, "entry", e.Key, "kind", e.Kind, "owner", e.Owner)
-	writeJSON(w, http.StatusCreated, e)
+	writeJSON(w, http.StatusCreated, a.stored(r, e))
+}
+
+// stored returns the entry as the store keeps it (created, updated, counters). The store
+// finds entries by owner through an index, by key only by scanning: an entry without an
+// owner is not read back, and shows the time of this request as its created and updated.
+func (a *API) stored(r *http.Request, e store.Entry) store.Entry {
+	e.Created, e.Updated = a.deps.Now(), a.deps.Now()
+	if e.Owner == "" {
+		return e
+	}
+	have, err := a.deps.Store.Entries(r.Context(), e.List, store.Query{Q: e.Key, Owner: e.Owner})
+	if err != nil {
+		a.log.Warn("api: read back entry", "err", err)
+		return e
+	}
+	for _, x := range have {
+		if x.Key == e.Key && x.Kind == e.Kind {
+			return x
+		}
+	}
+	return e
 }
 
 // sameUser checks that a user token names no one but itself in field.
@@ -181,19 +202,38 @@ func (a *API) aliasFree(w http.ResponseWriter, r *http.Request, c caller, e stor
 		a.internalError(w, "alias check", err)
 		return false
 	}
-	have, err := a.deps.Store.Entries(r.Context(), store.Alias, store.Query{Q: e.Key})
+	owners, err := a.aliasOwners(r, e.Key)
 	if err != nil {
 		a.internalError(w, "alias check", err)
 		return false
 	}
-	for _, x := range have {
-		if x.Key == e.Key && x.Owner != e.Owner {
+	for _, o := range owners {
+		if o != e.Owner {
 			// Unavoidable: an alias address is one mailbox, whoever holds it.
 			writeError(w, http.StatusConflict, fmt.Sprintf("entry %q: the alias is taken", e.Key))
 			return false
 		}
 	}
 	return true
+}
+
+// aliasOwners returns who has the alias key: from the lists in memory when there are
+// some (a lookup), else from the store (a scan).
+func (a *API) aliasOwners(r *http.Request, key string) ([]string, error) {
+	if a.deps.Lists != nil {
+		if t, ok := a.deps.Lists.Alias(key); ok {
+			return []string{t.Owner}, nil
+		}
+		return nil, nil
+	}
+	have, err := a.deps.Store.Entries(r.Context(), store.Alias, store.Query{Q: key})
+	var owners []string
+	for _, x := range have {
+		if x.Key == key {
+			owners = append(owners, x.Owner)
+		}
+	}
+	return owners, err
 }
 
 func (a *API) listDelete(w http.ResponseWriter, r *http.Request, c caller) {
