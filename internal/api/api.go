@@ -147,11 +147,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, status, msg := a.authenticate(r, now)
 	if status != 0 {
 		if status == http.StatusUnauthorized {
+			challenge := `Bearer realm="sekisho"`
 			if r.Header.Get("Authorization") != "" {
 				a.fails.add(client, now)
 				a.log.Info("api token refused", "client", client.String(), "reason", msg)
+				challenge += `, error="invalid_token"` // RFC 6750 §3.1
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sekisho"`)
+			w.Header().Set("WWW-Authenticate", challenge)
 		}
 		writeError(w, status, msg)
 		return

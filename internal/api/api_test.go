@@ -375,6 +375,7 @@ func TestBadRequests(t *testing.T) {
 		{"not an object", "POST", "/api/v1/lists/white", `["a@b.test"]`, 400, "bad JSON"},
 		{"two objects", "POST", "/api/v1/lists/white", `{"entry": "a@b.test"} {"entry": "c@d.test"}`, 400, "more than one"},
 		{"empty body", "POST", "/api/v1/lists/white", ``, 400, "empty body"},
+		{"disabled white", "POST", "/api/v1/lists/white", `{"entry": "a@b.test", "disabled": true}`, 400, "only aliases"},
 		{"unknown field", "POST", "/api/v1/lists/white", `{"entry": "a@b.test", "colour": "red"}`, 400, "colour"},
 		{"bad address", "POST", "/api/v1/lists/white", `{"entry": "a@@b"}`, 400, `a@@b`},
 		{"bad kind", "POST", "/api/v1/lists/white", `{"entry": "a@b.test", "kind": "sideways"}`, 400, "want from or to"},
@@ -458,6 +459,13 @@ func TestListsAsOwner(t *testing.T) {
 	if after := e.state(); after != before {
 		t.Errorf("refused requests changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+	// Disables its alias (added again with disabled), and enables it again.
+	e.must(201, taro, "POST", "/api/v1/lists/alias", `{"entry": "taro-shop@example.jp", "note": "the shop", "disabled": true}`)
+	inMemory, _ := e.lists.Alias("taro-shop@example.jp")
+	if got := entriesOf(t, e.must(200, taro, "GET", "/api/v1/lists/alias?q=taro-shop", "")); len(got) != 1 || !got[0].Disabled || !inMemory.Disabled {
+		t.Errorf("alias not disabled: %+v, in memory %+v", got, inMemory)
+	}
+	e.must(201, taro, "POST", "/api/v1/lists/alias", `{"entry": "taro-shop@example.jp", "note": "the shop"}`)
 	// And deletes its own.
 	e.must(204, taro, "DELETE", "/api/v1/lists/alias/taro-shop@example.jp", "")
 	e.must(204, taro, "DELETE", "/api/v1/lists/white/taro-list@example.jp?kind=to", "")

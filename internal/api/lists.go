@@ -97,6 +97,8 @@ type addRequest struct {
 	Target string `json:"target"` // alias: the mailbox it delivers to (admin; default owner)
 	TTL    string `json:"ttl"`
 	Note   string `json:"note"`
+	// Disabled keeps an alias that refuses mail (550) until it is added again without it.
+	Disabled bool `json:"disabled"`
 }
 
 func (a *API) listAdd(w http.ResponseWriter, r *http.Request, c caller) {
@@ -138,6 +140,11 @@ func (a *API) listAdd(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if req.Disabled && l != store.Alias {
+		writeError(w, http.StatusBadRequest, "disabled: only aliases are disabled")
+		return
+	}
+	e.Disabled = req.Disabled
 	if l == store.Alias && !a.aliasFree(w, r, c, e) {
 		return
 	}
