@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/server"
+	"github.com/sekisho/sekisho/internal/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,6 +29,7 @@ commands:
   user     add|del|passwd|list ADDRESS [-admin] [-password-stdin]
   list     show|add|del alias|white|decoy|black|relay|audir [ENTRY] [-owner A] [-kind from|to] [-ttl D] [-note T] [-target M]
   queue    list|show|release|delete [ID]
+  token    add|del|list [NAME] [-owner ADDRESS]  (API tokens; the token is printed once)
   version  print the version
 `
 
@@ -52,7 +55,7 @@ func run(ctx context.Context, args []string, e env) int {
 		return 2
 	}
 	commands := map[string]func(context.Context, []string, env) error{
-		"serve": cmdServe, "check": cmdCheck, "demo": cmdDemo, "user": cmdUser, "list": cmdList, "queue": cmdQueue,
+		"serve": cmdServe, "check": cmdCheck, "demo": cmdDemo, "user": cmdUser, "list": cmdList, "queue": cmdQueue, "token": cmdToken,
 		"version": func(context.Context, []string, env) error { fmt.Fprintln(e.stdout, "sekisho", version); return nil },
 	}
 	name := args[0]
@@ -112,6 +115,19 @@ func configFlag(fs *flag.FlagSet) *string {
 
 func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
+}
+
+// openStore loads the configuration at path and opens its store; the caller closes it.
+func openStore(ctx context.Context, path string, e env) (*config.Config, store.Store, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
 }
 
 // newLogger returns the logger the configuration asks for.

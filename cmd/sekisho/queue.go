@@ -38,11 +38,7 @@ func cmdQueue(ctx context.Context, args []string, e env) error {
 	default:
 		return usageErr("unknown queue command %q (want list, show, release or delete)", verb)
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
+	cfg, st, err := openStore(ctx, *path, e)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sekisho/sekisho/internal/mailaddr"
 	"github.com/sekisho/sekisho/internal/password"
-	"github.com/sekisho/sekisho/internal/server"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -46,11 +45,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 	default:
 		return usageErr("unknown user command %q (want add, del, passwd or list)", verb)
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	st, err := server.OpenStore(ctx, cfg, newLogger(cfg, e.stderr))
+	_, st, err := openStore(ctx, *path, e)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type sekishoConf struct {
 	balance     string         // default round_robin
 	upstreamTLS string         // default "none"
 	white       []string       // senders whitelisted (CLI) before the server starts
+	web         bool           // an HTTPS listener on 127.0.0.1 (webAddr)
 }
 
 // sekisho is a running `sekisho serve`.
@@ -96,6 +97,9 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 	}
 	fmt.Fprintf(&b, "\n[smtp.upstream]\nservers = [%s]\nbalance = %q\ntls = %q\nxforward = true\nconnect_timeout = \"5s\"\n",
 		strings.Join(servers, ", "), sc.balance, sc.upstreamTLS)
+	if sc.web {
+		b.WriteString("\n[web]\nlisten = [\"127.0.0.1:0\"]\n")
+	}
 	if err := os.WriteFile(s.config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +118,18 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 		t.Fatalf("sekisho did not start its %d listener(s) (got %v, exited %v: %v)", len(sc.listeners), s.addrs, s.proc.exited(), s.proc.err)
 	}
 	return s
+}
+
+// webAddr returns the bound address of the HTTPS listener (sekishoConf.web).
+func (s *sekisho) webAddr() string {
+	s.t.Helper()
+	for _, rec := range s.logged("web listening") {
+		if a, ok := rec["address"].(string); ok && rec["tls"] == true {
+			return a
+		}
+	}
+	s.t.Fatal("sekisho logged no HTTPS listener")
+	return ""
 }
 
 // addr returns the first listener's address.

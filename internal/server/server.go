@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
@@ -27,6 +28,7 @@ import (
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
+	"github.com/sekisho/sekisho/internal/stats"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/postgres"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
@@ -87,6 +89,9 @@ type Server struct {
 	px       proxies        // HTTP forward proxy and SOCKS5
 	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
 	auth     *webauth.Auth  // logins and sessions of the portal and admin pages
+	// decisions reads the cumulative decision counters (SetDecisions; default the metrics'
+	// Decisions); nil: no counts over time are recorded.
+	decisions func() map[string]int64
 }
 
 type boundSMTP struct {
@@ -97,6 +102,7 @@ type boundSMTP struct {
 // New builds every part and binds every listener; on error nothing is left running.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	s.decisions = s.metrics.Decisions
 	defer func() {
 		if err != nil {
 			s.close()
@@ -160,9 +166,13 @@ func (s *Server) buildWeb() error {
 	}
 	log := s.log.With("component", "web")
 	mux := http.NewServeMux()
+	releaser := &release.Releaser{Store: s.store, Upstream: liveUpstream{s}, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists}
+	// Only the confirmation page's releases count as "confirmed" in the metrics.
+	confirmed := *releaser
+	confirmed.Metrics = s.metrics
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: liveUpstream{s}, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists, Metrics: s.metrics},
+		Releaser: &confirmed,
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
@@ -176,6 +186,10 @@ func (s *Server) buildWeb() error {
 	}
 	login.Register(mux)
 	mux.Handle("GET /metrics", web.AdminOnly(prefixes(cfg.Web.AdminNetworks), s.metrics.Handler()))
+	// The API answers from anywhere: its tokens protect it, and bad ones are rate-limited.
+	api.New(api.Options{LocalDomains: cfg.SMTP.LocalDomains}, api.Deps{
+		Store: s.store, Releaser: releaser, Lists: s.lists, Logger: s.log.With("component", "api"),
+	}).Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
@@ -347,6 +361,11 @@ func restartKeys(old, new *config.Config) []string {
 	return keys
 }
 
+// SetDecisions sets where the counts of decisions over time come from: cumulative totals by
+// name (stats.Decisions), read every minute and added to the store's minute buckets for the
+// admin charts. The default is this server's metrics; call it before Run.
+func (s *Server) SetDecisions(totals func() map[string]int64) { s.decisions = totals }
+
 // SMTPAddrs returns the bound addresses of the SMTP listeners (useful with port 0).
 func (s *Server) SMTPAddrs() []net.Addr {
 	var out []net.Addr
@@ -394,6 +413,10 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
+	if s.decisions != nil {
+		rec := &stats.Recorder{Store: s.store, Source: s.decisions, Log: s.log.With("component", "stats")}
+		wg.Go(func() { rec.Run(bg) }) // its last write comes after the listeners stopped
+	}
 	s.startCluster(bg, &wg)
 
 	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
