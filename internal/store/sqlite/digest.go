@@ -39,4 +39,3 @@ func (s *DB) QueueDigest(ctx context.Context, day, owner string, m *store.OutMsg
 	}
 	return true, nil
 }
-
