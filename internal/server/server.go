@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/outbox"
 	"github.com/sekisho/sekisho/internal/release"
@@ -80,7 +81,8 @@ type Server struct {
 	tls      *tls.Config
 	version  string         // SetVersion: reported in the node registry
 	px       proxies        // HTTP forward proxy and SOCKS5
-	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
+	outbox   *outbox.Sender // mail sekisho sends itself (challenges, digests)
+	digest   *digest.Job    // digest = "daily"
 }
 
 type boundSMTP struct {
@@ -117,6 +119,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 			return nil, err
 		}
 	}
+	if err = s.buildDigest(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -151,15 +156,19 @@ func (s *Server) buildWeb() error {
 	}
 	log := s.log.With("component", "web")
 	mux := http.NewServeMux()
+	rel := &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists}
 	confirm := &web.Confirm{
 		Store:    s.store,
-		Releaser: &release.Releaser{Store: s.store, Upstream: s.upstream, Scope: cfg.Antispam.ConfirmScope, Log: log, Lists: s.lists},
+		Releaser: rel,
 		MinWait:  time.Duration(cfg.Antispam.ConfirmMinSeconds) * time.Second,
 		Key:      key,
 		Now:      time.Now,
 		Log:      log,
 	}
 	confirm.Register(mux)
+	if err := s.registerDigestPage(mux, rel, key, log); err != nil {
+		return err
+	}
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
@@ -345,6 +354,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
 	s.startCluster(bg, &wg)
+	s.startDigest(bg, &wg)
 
 	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
 	for _, b := range s.smtp {
