@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -70,6 +71,15 @@ func (s *Server) buildDigest() error {
 		Hostname: s.cfg.Hostname, At: a.DigestTime, Log: s.log.With("component", "digest"),
 	}
 	return nil
+}
+
+// SendDigestNow queues a digest for every user with held mail at once, whatever
+// digest_time says (the demo's button). Each call counts as a day of its own.
+func (s *Server) SendDigestNow(ctx context.Context) (int, error) {
+	if s.digest == nil {
+		return 0, errors.New("antispam.digest is off")
+	}
+	return s.digest.Send(ctx, "now "+time.Now().UTC().Format(time.RFC3339Nano))
 }
 
 // startDigest runs the digest job once per cluster until ctx ends.

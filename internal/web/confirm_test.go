@@ -33,7 +33,7 @@ type confirmEnv struct {
 
 const heldBody = "Subject: invoice 42\r\n\r\nthe secret words of the held message\r\n"
 
-func newConfirmEnv(t *testing.T, minWait time.Duration) *confirmEnv {
+func newConfirmEnv(t testing.TB, minWait time.Duration) *confirmEnv {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
