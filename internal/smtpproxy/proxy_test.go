@@ -40,6 +40,7 @@ type harnessOpts struct {
 	opts     func(*Options)
 	servers  []string     // upstream servers; default the test upstream
 	logger   *slog.Logger // default: debug into the test's output
+	deps     func(*Deps)  // changes the dependencies before the proxy is made
 }
 
 func newHarness(t testing.TB, ho harnessOpts) *harness {
@@ -75,7 +76,11 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if log == nil {
 		log = testenv.Logger(t)
 	}
-	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log})
+	deps := Deps{Store: st, Lists: l, Upstream: pool, Logger: log}
+	if ho.deps != nil {
+		ho.deps(&deps)
+	}
+	p := New(opts, deps)
 	lc := ho.listener
 	if lc.Role == "" {
 		lc.Role = "mx"

@@ -71,7 +71,7 @@ func newConfirmEnv(t testing.TB, minWait time.Duration) *confirmEnv {
 	return &confirmEnv{st: st, up: up, lists: l, srv: srv, token: token, dig: dig}
 }
 
-func (e *confirmEnv) do(t *testing.T, method, path string, form url.Values, lang string) (int, string) {
+func (e *confirmEnv) do(t testing.TB, method, path string, form url.Values, lang string) (int, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {

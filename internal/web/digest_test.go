@@ -20,7 +20,7 @@ func (e *confirmEnv) heldFor(t *testing.T, rcpt string) (store.Held, string) {
 	return held[0], "/d/" + e.dig.Make(held[0].ID, rcpt)
 }
 
-func (e *confirmEnv) view(t *testing.T, path, lang string) string {
+func (e *confirmEnv) view(t testing.TB, path, lang string) string {
 	t.Helper()
 	code, page := e.do(t, "GET", path, nil, lang)
 	m := viewField.FindStringSubmatch(page)
