@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,13 +181,20 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := confirmPage{State: "done"}
-	if len(held) == 0 { // nothing waits now: still, the sender passes from now on
-		if err := c.Releaser.Remember(r.Context(), e.Target, nil); err != nil {
-			c.Log.Error("confirm: relay", "err", err)
+	// The sender passes from now on: recorded once, before the held mail goes.
+	var rcpts []string
+	for _, h := range held {
+		for _, hr := range h.Rcpts {
+			if !slices.Contains(rcpts, hr.Rcpt) {
+				rcpts = append(rcpts, hr.Rcpt)
+			}
 		}
 	}
+	if err := c.Releaser.Remember(r.Context(), e.Target, rcpts); err != nil {
+		c.Log.Error("confirm: relay", "err", err)
+	}
 	for _, h := range held {
-		n, err := c.Releaser.Release(r.Context(), h.ID, nil)
+		n, err := c.Releaser.Forward(r.Context(), h.ID, nil)
 		p.Delivered += min(n, 1)
 		if err != nil || n < len(h.Rcpts) {
 			p.Left++
