@@ -136,7 +136,7 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"demo", "-listen", "127.0.0.1:0"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
+	code := run(ctx, []string{"demo", "-listen", "127.0.0.1:0", "-web", "127.0.0.1:0", "-mailbox", "127.0.0.1:0"}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
 	if code != 0 || !strings.Contains(out.String(), "sekisho demo: SMTP on 127.0.0.1:") || !strings.Contains(errOut.String(), "msg=stopped") {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}

@@ -37,9 +37,31 @@ type Releaser struct {
 // RELAY, and removes the delivered recipients from the held message. It returns how many
 // recipients the upstream accepted. The message stays held for any recipient not accepted.
 func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int, error) {
+	from, done, err := r.forward(ctx, id, rcpts)
+	if err != nil && len(done) == 0 {
+		return 0, err
+	}
+	if from != "" {
+		if err := r.Remember(ctx, from, done); err != nil {
+			return len(done), fmt.Errorf("release %s: delivered, but pass history not recorded: %w", id, err)
+		}
+	}
+	return len(done), err
+}
+
+// Forward is Release without the pass history, for a caller that records it once for many
+// messages (Remember): it forwards held message id to rcpts (all when nil) and removes the
+// delivered recipients, and returns how many the upstream accepted.
+func (r *Releaser) Forward(ctx context.Context, id string, rcpts []string) (int, error) {
+	_, done, err := r.forward(ctx, id, rcpts)
+	return len(done), err
+}
+
+// forward sends and un-holds; it returns the sender and the recipients delivered.
+func (r *Releaser) forward(ctx context.Context, id string, rcpts []string) (string, []string, error) {
 	h, data, err := r.Store.HeldGet(ctx, id)
 	if err != nil {
-		return 0, err
+		return "", nil, err
 	}
 	var to []string
 	for _, hr := range h.Rcpts {
@@ -48,11 +70,11 @@ func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int,
 		}
 	}
 	if len(to) == 0 {
-		return 0, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
+		return "", nil, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
 	}
 	res, err := r.Upstream.Send(ctx, upstream.Envelope{From: h.From, To: to}, data)
 	if err != nil {
-		return 0, fmt.Errorf("release %s: %w", id, err)
+		return "", nil, fmt.Errorf("release %s: %w", id, err)
 	}
 	var done []string
 	for i, rerr := range res.Rcpt {
@@ -63,19 +85,14 @@ func (r *Releaser) Release(ctx context.Context, id string, rcpts []string) (int,
 		}
 	}
 	if len(done) == 0 {
-		return 0, fmt.Errorf("release %s: upstream refused every recipient: %v", id, res.Rcpt[0])
+		return "", nil, fmt.Errorf("release %s: upstream refused every recipient: %v", id, res.Rcpt[0])
 	}
 	r.Metrics.Recipients(metrics.Confirmed, len(done))
-	if err := r.Store.HeldRemove(ctx, id, done); err != nil {
-		return len(done), fmt.Errorf("release %s: delivered, but not removed from the held queue: %w", id, err)
-	}
-	if h.From != "" {
-		if err := r.Remember(ctx, h.From, done); err != nil {
-			return len(done), fmt.Errorf("release %s: delivered, but pass history not recorded: %w", id, err)
-		}
-	}
 	r.Log.Info("held mail released", "held", id, "from", h.From, "rcpts", done, "upstream", res.Server)
-	return len(done), nil
+	if err := r.Store.HeldRemove(ctx, id, done); err != nil {
+		return h.From, done, fmt.Errorf("release %s: delivered, but not removed from the held queue: %w", id, err)
+	}
+	return h.From, done, nil
 }
 
 // Remember adds the sender (or, with confirm_scope "recipient", the sender-recipient pairs)

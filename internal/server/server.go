@@ -22,6 +22,7 @@ import (
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/outbox"
@@ -87,7 +88,8 @@ type Server struct {
 	tls      *tls.Config
 	version  string         // SetVersion: reported in the node registry
 	px       proxies        // HTTP forward proxy and SOCKS5
-	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
+	outbox   *outbox.Sender // mail sekisho sends itself (challenges, digests)
+	digest   *digest.Job    // digest = "daily"
 	auth     *webauth.Auth  // logins and sessions of the portal and admin pages
 	// decisions reads the cumulative decision counters (SetDecisions; default the metrics'
 	// Decisions); nil: no counts over time are recorded.
@@ -131,6 +133,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		if err = s.buildWeb(); err != nil {
 			return nil, err
 		}
+	}
+	if err = s.buildDigest(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -190,6 +195,9 @@ func (s *Server) buildWeb() error {
 	api.New(api.Options{LocalDomains: cfg.SMTP.LocalDomains}, api.Deps{
 		Store: s.store, Releaser: releaser, Lists: s.lists, Logger: s.log.With("component", "api"),
 	}).Register(mux)
+	if err := s.registerDigestPage(mux, releaser, key, log); err != nil {
+		return err
+	}
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
@@ -418,6 +426,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		wg.Go(func() { rec.Run(bg) }) // its last write comes after the listeners stopped
 	}
 	s.startCluster(bg, &wg)
+	s.startDigest(bg, &wg)
 
 	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
 	for _, b := range s.smtp {

@@ -42,6 +42,7 @@ type harnessOpts struct {
 	servers  []string     // upstream servers; default the test upstream
 	logger   *slog.Logger // default: debug into the test's output
 	metrics  *metrics.Metrics
+	deps     func(*Deps) // changes the dependencies before the proxy is made
 }
 
 func newHarness(t testing.TB, ho harnessOpts) *harness {
@@ -77,7 +78,11 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if log == nil {
 		log = testenv.Logger(t)
 	}
-	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log, Metrics: ho.metrics})
+	deps := Deps{Store: st, Lists: l, Upstream: pool, Logger: log, Metrics: ho.metrics}
+	if ho.deps != nil {
+		ho.deps(&deps)
+	}
+	p := New(opts, deps)
 	lc := ho.listener
 	if lc.Role == "" {
 		lc.Role = "mx"

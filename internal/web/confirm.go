@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +17,18 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"head": headOf}).ParseFS(templateFS, "templates/*.html"))
+
+// pageHead is what templates/head.html shows.
+type pageHead struct {
+	Lang         Lang
+	T            map[string]string
+	Title, Width string
+}
+
+func headOf(l Lang, t map[string]string, title, width string) pageHead {
+	return pageHead{Lang: l, T: t, Title: title, Width: width}
+}
 
 // Confirm serves the URL-click confirmation page /c/{token} (SPEC §4, §5): GET shows what
 // waits, only a POST of the form shown, not sooner than MinWait after the page, confirms.
@@ -51,15 +63,21 @@ type confirmPage struct {
 func (c *Confirm) render(w http.ResponseWriter, r *http.Request, status int, p confirmPage) {
 	p.Lang = pickLang(r)
 	p.T = text[p.Lang]
+	pageHeaders(w)
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, "confirm.html", p); err != nil {
+		c.Log.Warn("render confirm page", "err", err)
+	}
+}
+
+// pageHeaders are the headers of the pages reached from a mail without a login (confirm,
+// digest): not cached, not framed, no referrer (the URL is the credential), no scripts.
+func pageHeaders(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, "confirm.html", p); err != nil {
-		c.Log.Warn("render confirm page", "err", err)
-	}
 }
 
 // lookup finds the AUDIR entry of the token in the request. It renders the 404 or 410 page
@@ -163,13 +181,20 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := confirmPage{State: "done"}
-	if len(held) == 0 { // nothing waits now: still, the sender passes from now on
-		if err := c.Releaser.Remember(r.Context(), e.Target, nil); err != nil {
-			c.Log.Error("confirm: relay", "err", err)
+	// The sender passes from now on: recorded once, before the held mail goes.
+	var rcpts []string
+	for _, h := range held {
+		for _, hr := range h.Rcpts {
+			if !slices.Contains(rcpts, hr.Rcpt) {
+				rcpts = append(rcpts, hr.Rcpt)
+			}
 		}
 	}
+	if err := c.Releaser.Remember(r.Context(), e.Target, rcpts); err != nil {
+		c.Log.Error("confirm: relay", "err", err)
+	}
 	for _, h := range held {
-		n, err := c.Releaser.Release(r.Context(), h.ID, nil)
+		n, err := c.Releaser.Forward(r.Context(), h.ID, nil)
 		p.Delivered += min(n, 1)
 		if err != nil || n < len(h.Rcpts) {
 			p.Left++

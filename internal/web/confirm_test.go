@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/challenge"
+	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
@@ -27,11 +28,12 @@ type confirmEnv struct {
 	lists *lists.Lists
 	srv   *httptest.Server
 	token string
+	dig   digest.Tokens // signs the /d/ links of the Digest page, registered beside Confirm
 }
 
 const heldBody = "Subject: invoice 42\r\n\r\nthe secret words of the held message\r\n"
 
-func newConfirmEnv(t *testing.T, minWait time.Duration) *confirmEnv {
+func newConfirmEnv(t testing.TB, minWait time.Duration) *confirmEnv {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
@@ -49,6 +51,8 @@ func newConfirmEnv(t *testing.T, minWait time.Duration) *confirmEnv {
 	c := &Confirm{Store: st, Releaser: rel, MinWait: minWait, Key: []byte("test key"), Now: time.Now, Log: log}
 	mux := http.NewServeMux()
 	c.Register(mux)
+	dig := digest.Tokens{Key: []byte("digest key")}
+	(&Digest{Store: st, Releaser: rel, Tokens: dig, MinWait: minWait, Key: []byte("test key"), Now: time.Now, Log: log}).Register(mux)
 	l := lists.New()
 	ws := &Server{opts: Options{AppHost: "mx.example.jp"}, deps: Deps{Lists: l, App: mux, Logger: log, Now: time.Now}, log: log}
 	srv := httptest.NewServer(ws.Handler())
@@ -59,15 +63,15 @@ func newConfirmEnv(t *testing.T, minWait time.Duration) *confirmEnv {
 		t.Fatal(err)
 	}
 	for _, rcpt := range []string{"taro@example.jp", "hanako@example.jp"} {
-		h := store.Held{From: "alice@sender.test", Expires: time.Now().Add(time.Hour), Rcpts: []store.HeldRcpt{{Rcpt: rcpt, Owner: rcpt, Reason: "unknown-sender"}}}
+		h := store.Held{From: "alice@sender.test", Subject: "invoice 42", Size: int64(len(heldBody)), Expires: time.Now().Add(time.Hour), Rcpts: []store.HeldRcpt{{Rcpt: rcpt, Owner: rcpt, Reason: "unknown-sender"}}}
 		if err := st.Hold(t.Context(), &h, []byte(heldBody)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &confirmEnv{st: st, up: up, lists: l, srv: srv, token: token}
+	return &confirmEnv{st: st, up: up, lists: l, srv: srv, token: token, dig: dig}
 }
 
-func (e *confirmEnv) do(t *testing.T, method, path string, form url.Values, lang string) (int, string) {
+func (e *confirmEnv) do(t testing.TB, method, path string, form url.Values, lang string) (int, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {

@@ -50,7 +50,7 @@ func pickLang(r *http.Request) Lang {
 	return best
 }
 
-// text is the message catalogue of the confirmation pages.
+// text is the message catalogue of the confirmation and digest pages (d_: digest).
 var text = map[Lang]map[string]string{
 	Ja: {
 		"title":        "メール送信の確認",
@@ -69,6 +69,26 @@ var text = map[Lang]map[string]string{
 		"nothing":      "保留中のメールはありません。",
 		"otherlang":    "English",
 		"otherlangurl": "en",
+
+		"d_title":       "保留中のメール",
+		"d_intro":       "次のメールは、あなた宛てに届き、保留されています。",
+		"d_from":        "差出人",
+		"d_subject":     "件名",
+		"d_received":    "受信日時",
+		"d_size":        "サイズ（バイト）",
+		"d_rcpt":        "宛先",
+		"d_reason":      "保留の理由",
+		"d_release":     "配送する",
+		"d_whitelist":   "配送し、この差出人を許可する",
+		"d_delete":      "削除する",
+		"d_why":         "ボタンはこのメールのこの宛先だけに働きます。「許可する」と、この差出人からのメールは今後そのまま届きます。",
+		"d_again":       "処理できませんでした。もう一度ボタンを押してください。",
+		"d_released":    "メールを配送しました。",
+		"d_whitelisted": "メールを配送し、差出人を許可リストに加えました。",
+		"d_deleted":     "メールを削除しました。",
+		"d_failed":      "いま配送できませんでした。メールは保留したままです。しばらくしてからもう一度お試しください。",
+		"d_notfound":    "このリンクは無効です。",
+		"d_gone":        "このメールはもう保留されていません（配送済み、削除済み、または期限切れ）。",
 	},
 	En: {
 		"title":        "Please confirm your message",
@@ -87,5 +107,25 @@ var text = map[Lang]map[string]string{
 		"nothing":      "No message is waiting.",
 		"otherlang":    "日本語",
 		"otherlangurl": "ja",
+
+		"d_title":       "Held mail",
+		"d_intro":       "This message to you is being held.",
+		"d_from":        "From",
+		"d_subject":     "Subject",
+		"d_received":    "Received",
+		"d_size":        "Size (bytes)",
+		"d_rcpt":        "Recipient",
+		"d_reason":      "Held because",
+		"d_release":     "Deliver",
+		"d_whitelist":   "Deliver and allow this sender",
+		"d_delete":      "Delete",
+		"d_why":         "The buttons act on this message for this recipient only. Once you allow the sender, their mail is delivered directly from now on.",
+		"d_again":       "That did not work. Please press the button again.",
+		"d_released":    "The message has been delivered.",
+		"d_whitelisted": "The message has been delivered and the sender allowed.",
+		"d_deleted":     "The message has been deleted.",
+		"d_failed":      "The message could not be delivered now and stays held. Please try again later.",
+		"d_notfound":    "This link is not valid.",
+		"d_gone":        "This message is no longer held (delivered, deleted or expired).",
 	},
 }

@@ -279,6 +279,15 @@ func (d *DB) HeldExpire(ctx context.Context, now time.Time) (int, error) {
 
 // OutboxAdd implements store.Store.
 func (d *DB) OutboxAdd(ctx context.Context, m *store.OutMsg) error {
+	return d.outboxInsert(ctx, d.pool, m)
+}
+
+// querier is the pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (d *DB) outboxInsert(ctx context.Context, q querier, m *store.OutMsg) error {
 	if m.Created.IsZero() {
 		m.Created = d.now()
 	}
@@ -293,7 +302,7 @@ func (d *DB) OutboxAdd(ctx context.Context, m *store.OutMsg) error {
 	if data == nil {
 		data = []byte{}
 	}
-	err := d.pool.QueryRow(ctx, `INSERT INTO outbox (kind, mail_from, rcpts, data, created, next_try) VALUES ($1, $2, $3, $4, $5, $6)
+	err := q.QueryRow(ctx, `INSERT INTO outbox (kind, mail_from, rcpts, data, created, next_try) VALUES ($1, $2, $3, $4, $5, $6)
 		RETURNING id`, m.Kind, m.From, to, data, ms(m.Created), ms(m.NextTry)).Scan(&m.ID)
 	if err != nil {
 		return fmt.Errorf("outbox add: %w", err)

@@ -649,6 +649,15 @@ func (s *DB) HeldExpire(ctx context.Context, now time.Time) (int, error) {
 
 // OutboxAdd implements store.Store.
 func (s *DB) OutboxAdd(ctx context.Context, m *store.OutMsg) error {
+	return s.outboxInsert(ctx, s.db, m)
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *DB) outboxInsert(ctx context.Context, q execer, m *store.OutMsg) error {
 	if m.Created.IsZero() {
 		m.Created = s.now()
 	}
@@ -659,7 +668,7 @@ func (s *DB) OutboxAdd(ctx context.Context, m *store.OutMsg) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO outbox (kind, mail_from, rcpts, data, created, next_try) VALUES (?, ?, ?, ?, ?, ?)`,
+	res, err := q.ExecContext(ctx, `INSERT INTO outbox (kind, mail_from, rcpts, data, created, next_try) VALUES (?, ?, ?, ?, ?, ?)`,
 		m.Kind, m.From, string(to), m.Data, ms(m.Created), ms(m.NextTry))
 	if err != nil {
 		return fmt.Errorf("outbox add: %w", err)

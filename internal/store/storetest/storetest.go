@@ -25,6 +25,39 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
 	t.Run("Traps", func(t *testing.T) { testTraps(t, open(t)) })
 	t.Run("AliasSenders", func(t *testing.T) { testAliasSenders(t, open(t)) })
+	t.Run("DigestLedger", func(t *testing.T) { testDigestLedger(t, open(t)) })
+}
+
+// digestLedger is digest.Ledger (not imported: the backends import digest, whose tests
+// import the backends).
+type digestLedger interface {
+	QueueDigest(ctx context.Context, day, owner string, m *store.OutMsg) (bool, error)
+}
+
+func testDigestLedger(t *testing.T, s store.Store) {
+	l, ok := s.(digestLedger)
+	if !ok {
+		t.Fatalf("%T keeps no digest ledger", s)
+	}
+	ctx := context.Background()
+	queue := func(day, owner string) bool {
+		t.Helper()
+		ok, err := l.QueueDigest(ctx, day, owner, &store.OutMsg{Kind: "digest", To: []string{owner}, Data: []byte(day + "\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !queue("2026-11-22", "a@x.test") || !queue("2026-11-22", "b@x.test") || !queue("2026-11-23", "a@x.test") {
+		t.Fatal("a first digest of the day was not queued")
+	}
+	if queue("2026-11-22", "a@x.test") {
+		t.Fatal("a second digest the same day was queued")
+	}
+	due, err := s.OutboxDue(ctx, time.Now().Add(time.Minute), 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("outbox holds %d messages (%v), want the 3 queued", len(due), err)
+	}
 }
 
 func testSecret(t *testing.T, s store.Store) {
