@@ -157,15 +157,10 @@ func (a *API) listAdd(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusCreated, a.stored(r, e))
 }
 
-// stored returns the entry as the store keeps it (created, updated, counters). The store
-// finds entries by owner through an index, by key only by scanning: an entry without an
-// owner is not read back, and shows the time of this request as its created and updated.
+// stored returns the entry as the store keeps it (created, updated, counters).
 func (a *API) stored(r *http.Request, e store.Entry) store.Entry {
 	e.Created, e.Updated = a.deps.Now(), a.deps.Now()
-	if e.Owner == "" {
-		return e
-	}
-	have, err := a.deps.Store.Entries(r.Context(), e.List, store.Query{Q: e.Key, Owner: e.Owner})
+	have, err := a.deps.Store.Entries(r.Context(), e.List, store.Query{Key: e.Key, Owner: e.Owner})
 	if err != nil {
 		a.log.Warn("api: read back entry", "err", err)
 		return e
@@ -233,7 +228,7 @@ func (a *API) aliasOwners(r *http.Request, key string) ([]string, error) {
 		}
 		return nil, nil
 	}
-	have, err := a.deps.Store.Entries(r.Context(), store.Alias, store.Query{Q: key})
+	have, err := a.deps.Store.Entries(r.Context(), store.Alias, store.Query{Key: key})
 	var owners []string
 	for _, x := range have {
 		if x.Key == key {
@@ -257,7 +252,7 @@ func (a *API) listDelete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	have, err := a.deps.Store.Entries(r.Context(), l, store.Query{Q: key, Owner: owner})
+	have, err := a.deps.Store.Entries(r.Context(), l, store.Query{Key: key, Owner: owner})
 	if err != nil {
 		a.internalError(w, "find entry", err)
 		return

@@ -99,7 +99,7 @@ func (t *transaction) challenge(rcpts []string) {
 
 // lastChallenge is when the sender's newest live token was made (zero: none).
 func lastChallenge(ctx context.Context, st store.Store, sender string, now time.Time) (time.Time, error) {
-	entries, err := st.Entries(ctx, store.Audir, store.Query{Q: sender})
+	entries, err := st.Entries(ctx, store.Audir, store.Query{Target: sender})
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -101,6 +101,8 @@ type Change struct {
 
 // Query selects list entries for display.
 type Query struct {
+	Key    string // exactly this key (an index lookup); "" = any
+	Target string // exactly this target (an index lookup); "" = any
 	Q      string // substring of Key, Target, Owner or Note; "" = all
 	Owner  string // only this owner's entries; "" = any
 	Limit  int    // 0 = no limit

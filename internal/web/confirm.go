@@ -88,7 +88,7 @@ func (c *Confirm) lookup(w http.ResponseWriter, r *http.Request) (store.Entry, b
 		c.render(w, r, http.StatusNotFound, confirmPage{State: "notfound"})
 		return store.Entry{}, false
 	}
-	entries, err := c.Store.Entries(r.Context(), store.Audir, store.Query{Q: hash, Limit: 2})
+	entries, err := c.Store.Entries(r.Context(), store.Audir, store.Query{Key: hash, Limit: 2})
 	if err != nil {
 		c.Log.Error("confirm lookup", "err", err)
 		http.Error(w, "Service unavailable, please try again later", http.StatusServiceUnavailable)

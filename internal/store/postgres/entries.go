@@ -93,6 +93,12 @@ func (d *DB) Entries(ctx context.Context, l store.List, q store.Query) ([]store.
 	if q.Owner != "" {
 		query += ` AND owner = ` + arg(q.Owner)
 	}
+	if q.Key != "" {
+		query += ` AND key = ` + arg(q.Key)
+	}
+	if q.Target != "" {
+		query += ` AND target = ` + arg(q.Target)
+	}
 	if q.Q != "" {
 		// Case-insensitive, as SQLite's LIKE is (there for ASCII letters only).
 		p := arg("%" + escapeLike(q.Q) + "%")

@@ -230,6 +230,14 @@ func (s *DB) Entries(ctx context.Context, l store.List, q store.Query) ([]store.
 		query += ` AND owner = ?`
 		args = append(args, q.Owner)
 	}
+	if q.Key != "" {
+		query += ` AND key = ?`
+		args = append(args, q.Key)
+	}
+	if q.Target != "" {
+		query += ` AND target = ?`
+		args = append(args, q.Target)
+	}
 	if q.Q != "" {
 		like := "%" + escapeLike(q.Q) + "%"
 		query += ` AND (key LIKE ? ESCAPE '\' OR target LIKE ? ESCAPE '\' OR owner LIKE ? ESCAPE '\' OR note LIKE ? ESCAPE '\')`

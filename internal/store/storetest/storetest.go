@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
 	t.Run("Traps", func(t *testing.T) { testTraps(t, open(t)) })
 	t.Run("AliasSenders", func(t *testing.T) { testAliasSenders(t, open(t)) })
+	t.Run("ExactQueries", func(t *testing.T) { testExactQueries(t, open(t)) })
 	t.Run("DigestLedger", func(t *testing.T) { testDigestLedger(t, open(t)) })
 }
 

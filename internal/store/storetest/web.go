@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,40 @@ func testAliasSenders(t *testing.T, s store.Store) {
 	if len(got) != 1 || len(d) != 2 || d[0].Domain != "leak.test" || d[1].Domain != "shop.example" || d[1].Hits != 2 ||
 		!d[1].First.Equal(now) || !d[1].Last.Equal(now.Add(time.Minute)) {
 		t.Fatalf("AliasSenders = %+v", got)
+	}
+}
+
+func testExactQueries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, e := range []store.Entry{
+		{List: store.Audir, Key: "h1", Target: "a@x.test"},
+		{List: store.Audir, Key: "h2", Target: "a@x.test"},
+		{List: store.Audir, Key: "h10", Target: "b@x.test"},
+		{List: store.White, Key: "a@x.test", Kind: store.KindFrom, Owner: "u@example.jp"},
+	} {
+		if err := s.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := func(q store.Query) string {
+		t.Helper()
+		got, err := s.Entries(ctx, store.Audir, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []string
+		for _, e := range got {
+			ks = append(ks, e.Key)
+		}
+		return strings.Join(ks, ",")
+	}
+	if got := keys(store.Query{Key: "h1"}); got != "h1" {
+		t.Errorf("Query{Key: h1} = %s, want h1 alone (not h10)", got)
+	}
+	if got := keys(store.Query{Target: "a@x.test"}); got != "h1,h2" {
+		t.Errorf("Query{Target: a@x.test} = %s, want h1,h2 (and no entry of another list)", got)
+	}
+	if got := keys(store.Query{Key: "h10", Target: "a@x.test"}); got != "" {
+		t.Errorf("Query{Key: h10, Target: a@x.test} = %s, want nothing", got)
 	}
 }
