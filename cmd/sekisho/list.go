@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
-	"github.com/sekisho/sekisho/internal/mailaddr"
 	"github.com/sekisho/sekisho/internal/server"
 	"github.com/sekisho/sekisho/internal/store"
 )
@@ -93,130 +92,17 @@ func cmdList(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// listEntry validates and normalises an entry given on the command line.
+// listEntry validates and normalises an entry given on the command line, with the rules
+// every other way in shares (lists.ParseEntry). A bad flag is a usage error; a bad entry is not.
 func listEntry(l store.List, raw, kind, owner, target, note string, ttl time.Duration, now time.Time) (store.Entry, error) {
-	e := store.Entry{List: l, Kind: kind, Note: note}
-	if owner != "" {
-		a, err := mailaddr.Parse(owner)
-		if err != nil {
-			return e, fmt.Errorf("-owner %q: %w", owner, err)
-		}
-		e.Owner = a.Key()
+	in := lists.EntryInput{List: l, Entry: raw, Kind: kind, Owner: owner, Target: target, Note: note, TTL: ttl}
+	e, err := lists.ParseEntry(in, now)
+	var fe *lists.FieldError
+	if errors.As(err, &fe) && fe.Field != "entry" {
+		fe.Field = "-" + fe.Field
+		return e, usageErr("%v", fe)
 	}
-	if ttl < 0 {
-		return e, usageErr("-ttl must be positive")
-	}
-	if ttl > 0 {
-		e.Expires = now.Add(ttl)
-	}
-	switch l {
-	case store.White:
-		if kind == "" {
-			e.Kind = store.KindFrom
-		}
-		if e.Kind != store.KindFrom && e.Kind != store.KindTo {
-			return e, usageErr("-kind %q: want from or to", kind)
-		}
-		key, err := addressOrDomain(raw)
-		if err != nil {
-			return e, err
-		}
-		e.Key = key
-	case store.Relay:
-		if kind == "" {
-			e.Kind = store.KindSender
-		}
-		switch e.Kind {
-		case store.KindSender:
-			a, err := mailaddr.Parse(raw)
-			if err != nil {
-				return e, fmt.Errorf("entry %q: %w", raw, err)
-			}
-			e.Key = a.Key()
-		case store.KindPair:
-			s, r, ok := strings.Cut(raw, ",")
-			sa, err1 := mailaddr.Parse(s)
-			ra, err2 := mailaddr.Parse(r)
-			if !ok || err1 != nil || err2 != nil {
-				return e, usageErr("relay pair entry %q: want SENDER,RECIPIENT", raw)
-			}
-			e.Key = store.PairKey(sa.Key(), ra.Key())
-		default:
-			return e, usageErr("-kind %q: want sender or pair", kind)
-		}
-	case store.Black:
-		if kind != "" {
-			return e, usageErr("black entries have no kind")
-		}
-		ip, network, isAddr := lists.ParseBlackKey(raw)
-		switch {
-		case ip.IsValid():
-			e.Key = ip.String()
-		case network.IsValid():
-			e.Key = network.String()
-		case isAddr:
-			a, err := mailaddr.Parse(raw)
-			if err != nil {
-				return e, fmt.Errorf("entry %q: not an IP, CIDR or address: %w", raw, err)
-			}
-			e.Key = a.Key()
-		}
-		e.Source = "admin"
-		if e.Note == "" {
-			e.Note = "added by command line"
-		}
-	case store.Alias:
-		if kind != "" {
-			return e, usageErr("alias entries have no kind")
-		}
-		a, err := mailaddr.Parse(raw)
-		if err != nil {
-			return e, fmt.Errorf("entry %q: %w", raw, err)
-		}
-		e.Key = a.Key()
-		e.Target = e.Owner
-		if target != "" {
-			t, err := mailaddr.Parse(target)
-			if err != nil {
-				return e, fmt.Errorf("-target %q: %w", target, err)
-			}
-			e.Target = t.Key()
-		}
-		if e.Target == "" {
-			return e, usageErr("an alias needs -owner (or -target): the mailbox it delivers to")
-		}
-		if e.Owner == "" {
-			e.Owner = e.Target
-		}
-	case store.Decoy:
-		if kind != "" {
-			return e, usageErr("decoy entries have no kind")
-		}
-		a, err := mailaddr.Parse(raw)
-		if err != nil {
-			return e, fmt.Errorf("entry %q: %w", raw, err)
-		}
-		e.Key = a.Key()
-	case store.Audir:
-		e.Key = raw // token hashes are managed by the confirmation flow; show/del only
-	}
-	return e, nil
-}
-
-// addressOrDomain accepts an address or @domain.
-func addressOrDomain(raw string) (string, error) {
-	if d, ok := strings.CutPrefix(raw, "@"); ok {
-		dom, valid := mailaddr.Domain(d)
-		if !valid {
-			return "", fmt.Errorf("entry %q: bad domain", raw)
-		}
-		return "@" + dom, nil
-	}
-	a, err := mailaddr.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("entry %q: %w", raw, err)
-	}
-	return a.Key(), nil
+	return e, err
 }
 
 func printEntries(e env, l store.List, entries []store.Entry) {

@@ -75,7 +75,7 @@ func TestBadInputExitsNonZeroWithOneLine(t *testing.T) {
 		{[]string{"list", "add", "pink", "x", "-config", cfg}, 2, `unknown list "pink"`},
 		{[]string{"list", "add", "white", "a@@b", "-config", cfg}, 1, `entry "a@@b"`},
 		{[]string{"list", "add", "white", "a@b.test", "-kind", "sideways", "-config", cfg}, 2, `-kind "sideways"`},
-		{[]string{"list", "add", "alias", "shop@example.jp", "-config", cfg}, 2, "needs -owner"},
+		{[]string{"list", "add", "alias", "shop@example.jp", "-config", cfg}, 2, "an alias needs an owner"},
 		{[]string{"list", "add", "black", "not an ip", "-config", cfg}, 1, "not an IP, CIDR or address"},
 		{[]string{"queue", "show", "nosuchid", "-config", cfg}, 1, "no held message nosuchid"},
 		{[]string{"user", "passwd", "nobody@example.jp", "-config", cfg}, 1, "no user nobody@example.jp"},
