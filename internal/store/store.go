@@ -250,6 +250,8 @@ type Store interface {
 	HeldCount(ctx context.Context, from string) (int, error)
 	// HeldExpire deletes held messages whose expiry is at or before now.
 	HeldExpire(ctx context.Context, now time.Time) (int, error)
+	// HeldStats counts every held message and the bytes they take (metrics).
+	HeldStats(ctx context.Context) (messages int, bytes int64, err error)
 
 	// Secret returns the installation's secret called name, made of size random bytes the
 	// first time it is asked for; every process and node sharing the store gets the same.
@@ -296,6 +298,8 @@ type Store interface {
 	OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutMsg, error)
 	OutboxDone(ctx context.Context, id int64) error
 	OutboxRetry(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// OutboxLen counts the messages in the outbox, due or not (metrics).
+	OutboxLen(ctx context.Context) (int, error)
 
 	Close() error
 }

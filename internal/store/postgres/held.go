@@ -249,6 +249,25 @@ func (d *DB) HeldCount(ctx context.Context, from string) (int, error) {
 	return n, nil
 }
 
+// HeldStats implements store.Store.
+func (d *DB) HeldStats(ctx context.Context) (int, int64, error) {
+	var n int
+	var size int64
+	if err := d.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(size), 0)::bigint FROM held_messages`).Scan(&n, &size); err != nil {
+		return 0, 0, fmt.Errorf("held stats: %w", err)
+	}
+	return n, size, nil
+}
+
+// OutboxLen implements store.Store.
+func (d *DB) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox length: %w", err)
+	}
+	return n, nil
+}
+
 // HeldExpire implements store.Store.
 func (d *DB) HeldExpire(ctx context.Context, now time.Time) (int, error) {
 	tag, err := d.pool.Exec(ctx, `DELETE FROM held_messages WHERE expires > 0 AND expires <= $1`, ms(now))

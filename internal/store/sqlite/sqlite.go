@@ -617,6 +617,26 @@ func (s *DB) HeldCount(ctx context.Context, from string) (int, error) {
 	return n, nil
 }
 
+// HeldStats implements store.Store.
+func (s *DB) HeldStats(ctx context.Context) (int, int64, error) {
+	var n int
+	var size int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(size), 0) FROM held_messages`).Scan(&n, &size)
+	if err != nil {
+		return 0, 0, fmt.Errorf("held stats: %w", err)
+	}
+	return n, size, nil
+}
+
+// OutboxLen implements store.Store.
+func (s *DB) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox length: %w", err)
+	}
+	return n, nil
+}
+
 // HeldExpire implements store.Store.
 func (s *DB) HeldExpire(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM held_messages WHERE expires > 0 AND expires <= ?`, ms(now))

@@ -213,6 +213,9 @@ func testHeld(t *testing.T, s store.Store) {
 	if n, _ := s.HeldCount(ctx, "s@x.test"); n != 1 {
 		t.Fatalf("HeldCount = %d, want 1", n)
 	}
+	if n, size, err := s.HeldStats(ctx); err != nil || n != 1 || size != int64(len(data)) {
+		t.Fatalf("HeldStats = %d, %d, %v; want 1, %d", n, size, err, len(data))
+	}
 	forB, err := s.HeldList(ctx, store.HeldQuery{Owner: "b@example.jp"})
 	if err != nil || len(forB) != 1 {
 		t.Fatalf("HeldList(owner b) = %+v, %v", forB, err)
@@ -234,6 +237,9 @@ func testHeld(t *testing.T, s store.Store) {
 	if _, _, err := s.HeldGet(ctx, h.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("message with no recipient left: %v, want ErrNotFound", err)
 	}
+	if n, size, err := s.HeldStats(ctx); err != nil || n != 0 || size != 0 {
+		t.Fatalf("HeldStats with nothing held = %d, %d, %v; want 0, 0", n, size, err)
+	}
 	old := store.Held{Expires: time.Now().Add(-time.Second), From: "s@x.test", Rcpts: []store.HeldRcpt{{Rcpt: "a@example.jp"}}}
 	if err := s.Hold(ctx, &old, data); err != nil {
 		t.Fatal(err)
@@ -254,6 +260,9 @@ func testOutbox(t *testing.T, s store.Store) {
 	if err != nil || len(due) != 1 || due[0].To[0] != "s@x.test" {
 		t.Fatalf("OutboxDue = %+v, %v", due, err)
 	}
+	if n, err := s.OutboxLen(ctx); err != nil || n != 1 {
+		t.Fatalf("OutboxLen = %d, %v; want 1", n, err)
+	}
 	if err := s.OutboxRetry(ctx, m.ID, now.Add(time.Hour), "refused"); err != nil {
 		t.Fatal(err)
 	}
@@ -269,5 +278,8 @@ func testOutbox(t *testing.T, s store.Store) {
 	}
 	if due, _ := s.OutboxDue(ctx, now.Add(2*time.Hour), 10); len(due) != 0 {
 		t.Fatalf("done message still due: %+v", due)
+	}
+	if n, err := s.OutboxLen(ctx); err != nil || n != 0 {
+		t.Fatalf("OutboxLen after done = %d, %v; want 0", n, err)
 	}
 }
