@@ -18,8 +18,10 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
+	"github.com/sekisho/sekisho/internal/cluster"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/outbox"
@@ -168,6 +170,15 @@ func (s *Server) buildWeb() error {
 		return err
 	}
 	login.Register(mux)
+	reg, _ := s.store.(cluster.Registry)
+	adm, err := admin.New(admin.Options{
+		Auth: s.auth, Networks: prefixes(cfg.Web.AdminNetworks), Store: s.store, Lists: s.lists,
+		Releaser: confirm.Releaser, Registry: reg, Log: log.With("pages", "admin"),
+	})
+	if err != nil {
+		return err
+	}
+	adm.Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err
