@@ -50,6 +50,7 @@ type Options struct {
 type Admin struct {
 	o     Options
 	pages *webui.Pages
+	cache stepCache // the chart steps already summed
 }
 
 // New parses the pages.

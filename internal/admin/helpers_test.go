@@ -41,7 +41,7 @@ type site struct {
 	lists *lists.Lists
 }
 
-func newSite(t *testing.T, adminNets ...string) *site {
+func newSite(t testing.TB, adminNets ...string) *site {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
@@ -116,7 +116,7 @@ type user struct {
 }
 
 // login logs addr in and returns the client with its CSRF token (read from a page).
-func (s *site) login(t *testing.T, addr string) *user {
+func (s *site) login(t testing.TB, addr string) *user {
 	t.Helper()
 	c := s.client()
 	_, body := doGet(t, c, s.srv.URL+"/login")
@@ -139,7 +139,7 @@ func (s *site) login(t *testing.T, addr string) *user {
 	return &user{c: c, csrf: csrf}
 }
 
-func doGet(t *testing.T, c *http.Client, u string) (int, string) {
+func doGet(t testing.TB, c *http.Client, u string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -151,7 +151,7 @@ func doGet(t *testing.T, c *http.Client, u string) (int, string) {
 }
 
 // get fetches path as u in lang.
-func (s *site) get(t *testing.T, u *user, path, lang string) (int, string) {
+func (s *site) get(t testing.TB, u *user, path, lang string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", s.srv.URL+path, nil)
 	req.Header.Set("Accept-Language", lang)
@@ -165,7 +165,7 @@ func (s *site) get(t *testing.T, u *user, path, lang string) (int, string) {
 }
 
 // post sends form to path as u, with the session's CSRF token unless withCSRF is false.
-func (s *site) post(t *testing.T, u *user, path string, form url.Values, withCSRF bool) (int, string, string) {
+func (s *site) post(t testing.TB, u *user, path string, form url.Values, withCSRF bool) (int, string, string) {
 	t.Helper()
 	f := url.Values{}
 	for k, v := range form {
@@ -184,7 +184,7 @@ func (s *site) post(t *testing.T, u *user, path string, form url.Values, withCSR
 }
 
 // state is everything the admin pages may change, printed, to see that nothing did.
-func (s *site) state(t *testing.T) string {
+func (s *site) state(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
@@ -225,7 +225,7 @@ func (s *site) state(t *testing.T) string {
 // seed fills the store with something on every page: an entry in each list, held mail, a
 // node, a trap hit, a token and decision counts over the last hour, day and week. It returns
 // the held message's ID.
-func (s *site) seed(t *testing.T, now time.Time) string {
+func (s *site) seed(t testing.TB, now time.Time) string {
 	t.Helper()
 	ctx := context.Background()
 	put := func(e store.Entry) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/chart"
@@ -62,7 +63,7 @@ func (a *Admin) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Counters = a.counters(ctx)
 	now := a.o.Now()
-	times, values, err := steps(ctx, a.o.Store, Decisions, sp, now)
+	times, values, err := a.cache.steps(ctx, a.o.Store, Decisions, sp, now)
 	if err != nil {
 		a.fail(w, r, "stats", err)
 		return
@@ -111,33 +112,74 @@ func (a *Admin) counters(ctx context.Context) []counter {
 	return out
 }
 
+// Settle is how long after a minute the counts of that minute are taken as final: every
+// node's recorder has written them by then.
+const Settle = 2 * time.Minute
+
+// stepCache keeps, per chart range, the sums of the steps whose counts are final, so that a
+// chart asks the store only for the steps since (a week of minutes is 60,480 rows; the steps
+// still open are a few hundred).
+type stepCache struct {
+	mu     sync.Mutex
+	byName map[string]cachedSteps
+}
+
+type cachedSteps struct {
+	since   time.Time // the first step of the chart these sums belong to
+	settled int       // steps [0, settled) are final and summed in values
+	values  [][]int64
+}
+
 // steps sums the per-minute counts of names over the span ending now into its steps, zeros
 // where nothing was counted. Steps are aligned to multiples of the step (the last one is the
-// step now is in), times are their starts, values[i] the counts of names[i].
-func steps(ctx context.Context, st store.Store, names []string, sp span, now time.Time) ([]time.Time, [][]int64, error) {
+// step now is in), times are their starts, values[i] the counts of names[i]. Steps that
+// ended Settle ago or more are read from the store once and then kept.
+func (c *stepCache) steps(ctx context.Context, st store.Store, names []string, sp span, now time.Time) ([]time.Time, [][]int64, error) {
 	n := int(sp.Window / sp.Step)
 	until := now.Truncate(sp.Step).Add(sp.Step)
 	since := until.Add(-time.Duration(n) * sp.Step)
-	counts, err := st.Stats(ctx, since, until)
-	if err != nil {
-		return nil, nil, err
-	}
 	times := make([]time.Time, n)
 	for i := range times {
 		times[i] = since.Add(time.Duration(i) * sp.Step)
 	}
-	index := map[string]int{}
 	values := make([][]int64, len(names))
-	for i, name := range names {
-		index[name] = i
+	for i := range names {
 		values[i] = make([]int64, n)
 	}
-	for _, c := range counts {
-		si, ok := index[c.Name]
-		k := int(c.Bucket.Sub(since) / sp.Step)
-		if ok && k >= 0 && k < n {
-			values[si][k] += c.Count
+	from := 0 // the first step to read from the store
+	c.mu.Lock()
+	if old, ok := c.byName[sp.Name]; ok && old.since.Equal(since) && len(old.values) == len(names) {
+		for i := range names {
+			copy(values[i][:old.settled], old.values[i])
+		}
+		from = old.settled
+	}
+	c.mu.Unlock()
+	counts, err := st.Stats(ctx, times[from], until)
+	if err != nil {
+		return nil, nil, err
+	}
+	index := map[string]int{}
+	for i, name := range names {
+		index[name] = i
+	}
+	for _, sc := range counts {
+		si, ok := index[sc.Name]
+		k := int(sc.Bucket.Sub(since) / sp.Step)
+		if ok && k >= from && k < n {
+			values[si][k] += sc.Count
 		}
 	}
+	settled := min(n, max(0, int(now.Add(-Settle).Sub(since)/sp.Step)))
+	keep := cachedSteps{since: since, settled: settled, values: make([][]int64, len(names))}
+	for i := range names {
+		keep.values[i] = append([]int64(nil), values[i][:settled]...)
+	}
+	c.mu.Lock()
+	if c.byName == nil {
+		c.byName = map[string]cachedSteps{}
+	}
+	c.byName[sp.Name] = keep
+	c.mu.Unlock()
 	return times, values, nil
 }

@@ -33,7 +33,8 @@ func TestSteps(t *testing.T) {
 	if err := s.store.AddStats(ctx, add); err != nil {
 		t.Fatal(err)
 	}
-	times, values, err := steps(ctx, s.store, []string{"pass", "held"}, day, now)
+	var cache stepCache
+	times, values, err := cache.steps(ctx, s.store, []string{"pass", "held"}, day, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,31 @@ func TestSteps(t *testing.T) {
 	}
 	if values[0][0] != 3 || values[0][1] != 4 || sumPass != 7 || values[1][95] != 24 || sumHeld != 24 {
 		t.Fatalf("pass %v (sum %d), held last %d (sum %d)", values[0][:3], sumPass, values[1][95], sumHeld)
+	}
+
+	// Settled steps (ended Settle ago) come from the cache; the open step is read again.
+	more := []store.StatCount{
+		{Bucket: since, Name: "pass", Count: 100},                      // settled step 0
+		{Bucket: since.Add(15 * time.Minute), Name: "pass", Count: 50}, // settled step 1
+		{Bucket: time.Date(2026, 11, 22, 10, 7, 0, 0, time.UTC), Name: "held", Count: 1},
+	}
+	if err := s.store.AddStats(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	_, values, err = cache.steps(ctx, s.store, []string{"pass", "held"}, day, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if values[0][0] != 3 || values[0][1] != 4 || values[1][95] != 25 {
+		t.Fatalf("second read: pass %v, held last %d; want settled steps as cached, the open one read again", values[0][:2], values[1][95])
+	}
+	// The next step starts: the chart moves on by one step and is read afresh.
+	times, values, err = cache.steps(ctx, s.store, []string{"pass", "held"}, day, now.Add(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !times[0].Equal(since.Add(15*time.Minute)) || values[0][0] != 54 || values[1][94] != 25 {
+		t.Fatalf("next step: from %v pass %d held %d, want from %v pass 54 held 25", times[0], values[0][0], values[1][94], since.Add(15*time.Minute))
 	}
 }
 
