@@ -18,9 +18,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/admin"
 	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
+	"github.com/sekisho/sekisho/internal/cluster"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/lists"
@@ -198,6 +200,15 @@ func (s *Server) buildWeb() error {
 	if err := s.registerDigestPage(mux, releaser, key, log); err != nil {
 		return err
 	}
+	reg, _ := s.store.(cluster.Registry)
+	adm, err := admin.New(admin.Options{
+		Auth: s.auth, Networks: prefixes(cfg.Web.AdminNetworks), Store: s.store, Lists: s.lists,
+		Releaser: releaser, Registry: reg, Log: log.With("pages", "admin"),
+	})
+	if err != nil {
+		return err
+	}
+	adm.Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err

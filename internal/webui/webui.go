@@ -158,8 +158,9 @@ var funcs = template.FuncMap{
 	},
 }
 
-// ParsePages parses every file matching pattern in fsys as a page with the layout. The
-// page texts are Texts extended with catalog.
+// ParsePages parses every file matching pattern in fsys as a page with the layout; files
+// whose name starts with "_" are partials that every page of the set may call. The page
+// texts are Texts extended with catalog.
 func ParsePages(fsys fs.FS, pattern string, catalog Catalog, log *slog.Logger) (*Pages, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -172,8 +173,22 @@ func ParsePages(fsys fs.FS, pattern string, catalog Catalog, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	p := &Pages{catalog: Texts.With(catalog), sets: map[string]*template.Template{}, log: log}
+	// Files named "_*.html" are partials (shared {{define}}s), parsed into every page.
+	var partials, pages []string
 	for _, f := range files {
+		if strings.HasPrefix(path.Base(f), "_") {
+			partials = append(partials, f)
+		} else {
+			pages = append(pages, f)
+		}
+	}
+	if len(partials) > 0 {
+		if layout, err = layout.ParseFS(fsys, partials...); err != nil {
+			return nil, err
+		}
+	}
+	p := &Pages{catalog: Texts.With(catalog), sets: map[string]*template.Template{}, log: log}
+	for _, f := range pages {
 		set, err := template.Must(layout.Clone()).ParseFS(fsys, f)
 		if err != nil {
 			return nil, err

@@ -57,3 +57,28 @@ func TestRender(t *testing.T) {
 		t.Fatalf("unknown page: %d", w.Code)
 	}
 }
+
+// A "_" file is a partial: every page may call what it defines, and it is no page itself.
+func TestPartials(t *testing.T) {
+	fsys := fstest.MapFS{
+		"p/_nav.html": {Data: []byte(`{{define "nav"}}<nav>{{.T.hi}}</nav>{{end}}`)},
+		"p/a.html":    {Data: []byte(`{{define "title"}}a{{end}}{{define "content"}}{{template "nav" .}}A{{end}}`)},
+		"p/b.html":    {Data: []byte(`{{define "title"}}b{{end}}{{define "content"}}{{template "nav" .}}B{{end}}`)},
+	}
+	pages, err := ParsePages(fsys, "p/*.html", Catalog{En: {"hi": "menu"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a.html": "<nav>menu</nav>A", "b.html": "<nav>menu</nav>B"} {
+		w := httptest.NewRecorder()
+		pages.Render(w, httptest.NewRequest("GET", "/", nil), 200, name, Page{})
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %s", name, w.Body.String())
+		}
+	}
+	w := httptest.NewRecorder()
+	pages.Render(w, httptest.NewRequest("GET", "/", nil), 200, "_nav.html", Page{})
+	if w.Code != 500 {
+		t.Errorf("a partial rendered as a page: %d", w.Code)
+	}
+}
