@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/testenv"
 )
@@ -138,7 +139,7 @@ func TestBrowserWalk(t *testing.T) {
 			if !strings.HasPrefix(tok, "sk_") || !strings.Contains(text("#newtoken + p"), tc.once) {
 				t.Errorf("new token %q", tok)
 			}
-			if got, err := s.store.TokenByHash(context.Background(), hashToken(tok), now); err != nil || got.Name != "nightly-"+tc.lang {
+			if got, err := s.store.TokenByHash(context.Background(), api.HashToken(tok), now); err != nil || got.Name != "nightly-"+tc.lang {
 				t.Errorf("token in the store: %+v %v", got, err)
 			}
 			shot("tokens-created")

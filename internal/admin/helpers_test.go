@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/cluster"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/password"
@@ -259,7 +260,7 @@ func (s *site) seed(t testing.TB, now time.Time) string {
 	if err := s.store.AddTrapHit(ctx, "k3v9q@trap.example.jp", "203.0.113.77", "spam@bulk.test", now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.PutToken(ctx, store.Token{Name: "backup-script", Hash: hashToken("sk_x"), Owner: "", Created: now.Add(-time.Hour)}); err != nil {
+	if err := s.store.PutToken(ctx, store.Token{Name: "backup-script", Hash: api.HashToken("sk_x"), Owner: "", Created: now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	snap, seq, err := s.store.Snapshot(ctx)

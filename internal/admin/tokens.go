@@ -1,37 +1,14 @@
 package admin
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 
+	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/store"
 )
-
-// TODO(lead): replace newToken and hashToken with internal/api's NewToken and HashToken
-// (branch api) once both are merged; they make the same tokens.
-
-// newToken makes an API token: "sk_" and 32 random bytes in URL-safe base64. The store keeps
-// only its hash.
-func newToken() (token, hash string, err error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	token = "sk_" + base64.RawURLEncoding.EncodeToString(b)
-	return token, hashToken(token), nil
-}
-
-// hashToken is the SHA-256 of the whole token, hex, as the store keeps it.
-func hashToken(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
-}
 
 // tokenName is what a token may be called.
 var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -95,7 +72,7 @@ func (a *Admin) tokenCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, hash, err := newToken()
+	token, hash, err := api.NewToken()
 	if err != nil {
 		a.fail(w, r, "make token", err)
 		return

@@ -1,7 +1,7 @@
 // Package stats keeps counts of decisions over time for the admin charts: a Recorder turns
-// the process's cumulative counters into per-minute counts in the store, and Series reads
-// them back summed into steps. Every node adds its own counts to the same minute buckets, so
-// a cluster's chart is the sum of its nodes.
+// the process's cumulative counters into per-minute counts in the store (the admin overview
+// sums them into steps). Every node adds its own counts to the same minute buckets, so a
+// cluster's chart is the sum of its nodes.
 package stats
 
 import (
@@ -114,40 +114,4 @@ func (r *Recorder) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return r.Log
-}
-
-// Series sums the minute counts of the given names over window, ending with the step that
-// holds now, in steps of step (a whole number of minutes that divides window), for a chart:
-// for each name one count per step, zeros where nothing was counted, and the start of each
-// step. Steps are aligned to multiples of step (from midnight UTC), so a chart drawn a
-// minute later shows the same steps. Examples: 1h in 1m steps, 24h in 15m, 168h in 2h.
-func Series(ctx context.Context, st store.Store, names []string, window, step time.Duration, now time.Time) (map[string][]int64, []time.Time, error) {
-	if step < time.Minute || step%time.Minute != 0 || window < step || window%step != 0 {
-		return nil, nil, fmt.Errorf("stats series: window %v and step %v: want whole minutes, the step dividing the window", window, step)
-	}
-	n := int(window / step)
-	end := now.Truncate(step).Add(step)
-	start := end.Add(-window)
-	counts, err := st.Stats(ctx, start, end)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stats series: %w", err)
-	}
-	out := make(map[string][]int64, len(names))
-	for _, name := range names {
-		out[name] = make([]int64, n)
-	}
-	for _, c := range counts {
-		s, ok := out[c.Name]
-		if !ok {
-			continue
-		}
-		if i := int(c.Bucket.Sub(start) / step); i >= 0 && i < n {
-			s[i] += c.Count
-		}
-	}
-	times := make([]time.Time, n)
-	for i := range times {
-		times[i] = start.Add(time.Duration(i) * step)
-	}
-	return out, times, nil
 }

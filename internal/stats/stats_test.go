@@ -3,7 +3,6 @@ package stats_test
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -167,79 +166,5 @@ func TestRecorderRunFlushesAtShutdown(t *testing.T) {
 	<-done
 	if got := total(); got != 1+3 {
 		t.Errorf("after shutdown the store holds %d, want 4 (1, then the 3 counted since the start)", got)
-	}
-}
-
-func TestSeries(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "sekisho.db"))
-	now := time.Date(2026, 11, 22, 10, 37, 20, 0, time.UTC)
-	at := func(d time.Duration) time.Time { return store.Minute(now.Add(-d)) }
-	err := st.AddStats(t.Context(), []store.StatCount{
-		{Bucket: at(0), Name: stats.Pass, Count: 1},
-		{Bucket: at(time.Minute), Name: stats.Pass, Count: 2},
-		{Bucket: at(time.Minute), Name: stats.Held, Count: 5},
-		{Bucket: at(20 * time.Minute), Name: stats.Pass, Count: 4},
-		{Bucket: at(3 * time.Hour), Name: stats.Pass, Count: 8},
-		{Bucket: at(30 * time.Hour), Name: stats.Decoy, Count: 16},
-		{Bucket: at(8 * 24 * time.Hour), Name: stats.Pass, Count: 32}, // beyond a week
-		{Bucket: at(time.Minute), Name: "other", Count: 64},           // not asked for
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []string{stats.Pass, stats.Held, stats.Decoy}
-	tests := []struct {
-		name         string
-		window, step time.Duration
-		steps        int
-		first        time.Time
-		sums         map[string]int64
-		last         map[string]int64 // the step holding now
-	}{
-		{"hour by minute", time.Hour, time.Minute, 60, time.Date(2026, 11, 22, 9, 38, 0, 0, time.UTC),
-			map[string]int64{stats.Pass: 7, stats.Held: 5}, map[string]int64{stats.Pass: 1}},
-		{"day by 15 minutes", 24 * time.Hour, 15 * time.Minute, 96, time.Date(2026, 11, 21, 10, 45, 0, 0, time.UTC),
-			map[string]int64{stats.Pass: 15, stats.Held: 5}, map[string]int64{stats.Pass: 3, stats.Held: 5}},
-		{"week by 2 hours", 7 * 24 * time.Hour, 2 * time.Hour, 84, time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC),
-			map[string]int64{stats.Pass: 15, stats.Held: 5, stats.Decoy: 16}, map[string]int64{stats.Pass: 7, stats.Held: 5}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			series, times, err := stats.Series(t.Context(), st, names, tt.window, tt.step, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(times) != tt.steps || !times[0].Equal(tt.first) || !times[len(times)-1].Add(tt.step).After(now) || times[len(times)-1].After(now) {
-				t.Fatalf("%d steps from %v to %v; want %d from %v, the last holding %v", len(times), times[0], times[len(times)-1], tt.steps, tt.first, now)
-			}
-			for _, name := range names {
-				s := series[name]
-				if len(s) != tt.steps {
-					t.Fatalf("%s: %d values, want %d", name, len(s), tt.steps)
-				}
-				var sum int64
-				for _, v := range s {
-					sum += v
-				}
-				if sum != tt.sums[name] || s[len(s)-1] != tt.last[name] {
-					t.Errorf("%s: sum %d, last step %d; want %d and %d (%v)", name, sum, s[len(s)-1], tt.sums[name], tt.last[name], s)
-				}
-			}
-			if _, ok := series["other"]; ok {
-				t.Error("a name not asked for is in the series")
-			}
-		})
-	}
-	// The hour by minute, exactly: zeros filled in.
-	series, _, _ := stats.Series(t.Context(), st, []string{stats.Pass}, time.Hour, time.Minute, now)
-	want := make([]int64, 60)
-	want[59], want[58], want[39] = 1, 2, 4
-	if !slices.Equal(series[stats.Pass], want) {
-		t.Errorf("pass by minute: %v, want %v", series[stats.Pass], want)
-	}
-	for _, bad := range [][2]time.Duration{{time.Hour, 0}, {time.Hour, 30 * time.Second}, {time.Hour, 7 * time.Minute}, {time.Minute, time.Hour}} {
-		if _, _, err := stats.Series(t.Context(), st, names, bad[0], bad[1], now); err == nil {
-			t.Errorf("window %v step %v: no error", bad[0], bad[1])
-		}
 	}
 }
