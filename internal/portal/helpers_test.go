@@ -40,8 +40,14 @@ type site struct {
 
 func newSite(t testing.TB) *site {
 	t.Helper()
+	return newSiteAt(t, filepath.Join(t.TempDir(), "s.db"))
+}
+
+// newSiteAt is newSite on the SQLite database file at path (made if absent).
+func newSiteAt(t testing.TB, path string) *site {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
