@@ -46,6 +46,7 @@ func (p *Portal) held(w http.ResponseWriter, r *http.Request) {
 	hs = trim(&g, hs)
 	page := heldPage{Paging: g}
 	for _, h := range hs {
+		h.Subject = decodeWords(h.Subject) // the store keeps the header as it came
 		page.Rows = append(page.Rows, heldRow{Held: h, Mine: mine(h, me)})
 	}
 	p.render(w, r, http.StatusOK, "held.html", "", page)
@@ -71,6 +72,7 @@ func (p *Portal) message(w http.ResponseWriter, r *http.Request) {
 	if p.refused(w, r, "held get", err) {
 		return
 	}
+	h.Subject = decodeWords(h.Subject)
 	p.render(w, r, http.StatusOK, "message.html", "", messagePage{Held: h, Mine: my, Text: showMessage(data)})
 }
 

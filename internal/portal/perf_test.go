@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -114,22 +115,33 @@ func BenchmarkPortalPages(b *testing.B) {
 	b.Logf("loaded %d aliases and %d held messages in %v", perfAliases, perfHeld, time.Since(start).Round(time.Millisecond))
 	s := newSiteAt(b, path)
 	c := s.login(b, alice)
-	for _, page := range []struct{ name, path string }{
-		{"aliases", "/portal/aliases"},
-		{"aliases-page-10", "/portal/aliases?page=10"},
-		{"alias-search", "/portal/aliases?q=shop+number+12"},
-		{"held", "/portal/held"},
-		{"held-page-10", "/portal/held?page=10"},
-		{"white", "/portal/white"},
+	for _, page := range []struct {
+		name, path string
+		post       url.Values // a form to post instead of the GET
+		want, min  int        // status and least body length
+	}{
+		{"aliases", "/portal/aliases", nil, 200, 1000},
+		{"aliases-page-10", "/portal/aliases?page=10", nil, 200, 1000},
+		{"alias-search", "/portal/aliases?q=shop+number+12", nil, 200, 1000},
+		{"held", "/portal/held", nil, 200, 1000},
+		{"held-page-10", "/portal/held?page=10", nil, 200, 1000},
+		{"white", "/portal/white", nil, 200, 1000},
+		{"create-alias", "/portal/aliases", url.Values{"note": {"bench"}, "domain": {"alias.example.jp"}}, http.StatusSeeOther, 10},
 	} {
 		b.Run(page.name, func(b *testing.B) {
 			var took []time.Duration
 			cpu0 := cpuTime(b)
 			for b.Loop() {
 				t0 := time.Now()
-				code, body := c.get(page.path)
+				var code int
+				var body string
+				if page.post != nil {
+					code, body = c.postCSRF(page.path, page.post)
+				} else {
+					code, body = c.get(page.path)
+				}
 				took = append(took, time.Since(t0))
-				if code != http.StatusOK || len(body) < 1000 {
+				if code != page.want || len(body) < page.min {
 					b.Fatalf("GET %s: %d\n%s", page.path, code, body)
 				}
 			}

@@ -228,7 +228,7 @@ func TestHeldMail(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
 	msg := "From: Shop <news@shop.test>\r\nSubject: =?UTF-8?B?5L6h5qC844Gu44GK55+l44KJ44Gb?=\r\nContent-Type: text/html\r\n\r\n<p>Sale <script>alert(1)</script><img src=\"http://tracker.test/x.png\"></p>\r\n"
-	shared := hold(t, s.store, "news@shop.test", "価格のお知らせ", []byte(msg), alice, bob)
+	shared := hold(t, s.store, "news@shop.test", "=?UTF-8?B?5L6h5qC844Gu44GK55+l44KJ44Gb?=", []byte(msg), alice, bob)
 	c := s.login(t, alice)
 	_, body := c.get("/portal/held")
 	if !strings.Contains(body, `data-held="`+shared+`"`) || !strings.Contains(body, "価格のお知らせ") || strings.Contains(body, bob) {
