@@ -186,6 +186,16 @@ func TestPortalBrowser(t *testing.T) {
 				t.Fatalf("released message: %s %q", got.From, got.Data)
 			}
 			waitHeld(t, srv, 0)
+
+			// On a phone's width the pages still work: the alias table drops its optional
+			// columns, the disable/enable form is reachable.
+			do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+				chromedp.Navigate(base+"/portal/aliases"), chromedp.WaitVisible(chromedp.CSS(row+` button[name=enable]`)))
+			visible, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`getComputedStyle(document.querySelector('td.last-sender')).display !== 'none'`))
+			if err != nil || visible {
+				t.Fatalf("at 390 px the last-sender column is shown (%v)", err)
+			}
+			shot("aliases-phone")
 		})
 	}
 }
