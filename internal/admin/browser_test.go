@@ -42,7 +42,7 @@ func TestBrowserWalk(t *testing.T) {
 				t.Fatal(err)
 			}
 			browser := testenv.Browser(t, tc.lang)
-			dir := testenv.ArtifactsDir(t)
+			dir := testenv.ArtifactsDir(t, "admin")
 			do := func(steps ...chromedp.Action[chromedp.Void]) {
 				t.Helper()
 				ctx, cancel := context.WithTimeout(browser, 20*time.Second) // one step, not the browser

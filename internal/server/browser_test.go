@@ -2,12 +2,10 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"mime/quotedprintable"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,60 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
-
-// artifactsDir is where the browser tests leave their screenshots: $SEKISHO_ARTIFACTS
-// (.ci/run sets it), else a temporary directory of the test.
-func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("SEKISHO_ARTIFACTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// newBrowser starts a headless Chromium that asks for pages in lang, resolves mx.example.jp
-// to the loopback and trusts the server's self-signed certificate. Without Chromium the test
-// is skipped, except in CI, where it fails.
-func newBrowser(t *testing.T, lang string) context.Context {
-	t.Helper()
-	var path string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found (apt-get install chromium fonts-noto-cjk)")
-		}
-		t.Skip("chromium not found")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("host-resolver-rules", "MAP mx.example.jp 127.0.0.1"),
-		chromedp.Flag("lang", lang),
-		chromedp.Flag("accept-lang", lang),
-		chromedp.WindowSize(900, 800),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancelTimeout)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 // mailText is the decoded text of a quoted-printable mail.
 func mailText(t *testing.T, data []byte) string {
@@ -95,8 +42,8 @@ func TestBrowserConfirmAndDigest(t *testing.T) {
 		t.Run(tc.lang, func(t *testing.T) {
 			srv, up, dns := confirmServer(t)
 			dns.TXT("sender.test", "v=spf1 ip4:127.0.0.0/8 -all")
-			browser := newBrowser(t, tc.lang)
-			dir := artifactsDir(t)
+			browser := testenv.Browser(t, tc.lang, chromedp.WindowSize(900, 800))
+			dir := testenv.ArtifactsDir(t, "confirm")
 			httpsAddrs, _ := srv.web.Addrs()
 			_, port, _ := net.SplitHostPort(httpsAddrs[0].String())
 			local := func(link string) string { // the mail's URL, at the test server's port

@@ -28,6 +28,7 @@ import (
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/outbox"
+	"github.com/sekisho/sekisho/internal/portal"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/senderauth"
 	"github.com/sekisho/sekisho/internal/smtpproxy"
@@ -209,6 +210,12 @@ func (s *Server) buildWeb() error {
 		return err
 	}
 	adm.Register(mux)
+	pt, err := portal.New(portal.Options{Domains: cfg.SMTP.LocalDomains},
+		portal.Deps{Store: s.store, Auth: s.auth, Releaser: releaser, Lists: s.lists, Logger: log.With("pages", "portal")})
+	if err != nil {
+		return err
+	}
+	pt.Register(mux)
 	routes, err := webRoutes(cfg.Web.Routes, log)
 	if err != nil {
 		return err

@@ -12,22 +12,25 @@ import (
 )
 
 // ArtifactsDir is where tests leave what a person may want to look at afterwards
-// (screenshots): $SEKISHO_ARTIFACTS when set, else a temporary directory of the test.
-func ArtifactsDir(t testing.TB) string {
-	dir := os.Getenv("SEKISHO_ARTIFACTS")
-	if dir == "" {
+// (screenshots): $SEKISHO_ARTIFACTS/name when SEKISHO_ARTIFACTS is set (.ci/run sets it),
+// else a temporary directory of the test.
+func ArtifactsDir(t testing.TB, name string) string {
+	base := os.Getenv("SEKISHO_ARTIFACTS")
+	if base == "" {
 		return t.TempDir()
 	}
+	dir := filepath.Join(base, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dir
 }
 
-// Browser starts a headless Chromium that asks for pages in lang and accepts the test
-// servers' self-signed certificates; it stops with the test. Without Chromium the test is
+// Browser starts a headless Chromium that asks for pages in lang, accepts the test servers'
+// self-signed certificates and resolves mx.example.jp to the loopback; it stops with the
+// test. extra adds or overrides options (a window size, ...). Without Chromium the test is
 // skipped, except with CI=true, where it fails.
-func Browser(t testing.TB, lang string) context.Context {
+func Browser(t testing.TB, lang string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	var path string
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -47,8 +50,11 @@ func Browser(t testing.TB, lang string) context.Context {
 		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.Flag("lang", lang),
 		chromedp.Flag("accept-lang", lang),
+		chromedp.Flag("host-resolver-rules", "MAP mx.example.jp 127.0.0.1"),
 		chromedp.WindowSize(1000, 800),
+		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}

@@ -508,21 +508,24 @@ func scanHeld(r scanner) (store.Held, error) {
 
 // HeldList implements store.Store.
 func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, error) {
-	query := `SELECT ` + heldCols + ` FROM held_messages m WHERE 1 = 1`
+	where := `1 = 1`
 	var args []any
 	if q.Owner != "" {
-		query += ` AND m.id IN (SELECT message_id FROM held_rcpts WHERE owner = ?)`
+		where += ` AND h.id IN (SELECT message_id FROM held_rcpts WHERE owner = ?)`
 		args = append(args, q.Owner)
 	}
 	if q.From != "" {
-		query += ` AND m.mail_from = ?`
+		where += ` AND h.mail_from = ?`
 		args = append(args, q.From)
 	}
-	query += ` ORDER BY m.received DESC, m.id`
+	query := `SELECT ` + heldCols + ` FROM held_messages m WHERE m.id IN (SELECT h.id FROM held_messages h WHERE ` + where
 	if q.Limit > 0 {
-		query += ` LIMIT ? OFFSET ?`
+		// The page is chosen from the (id, received) index alone; only its rows are read
+		// from the table (migration 006).
+		query += ` ORDER BY h.received DESC, h.id LIMIT ? OFFSET ?`
 		args = append(args, q.Limit, q.Offset)
 	}
+	query += `) ORDER BY m.received DESC, m.id`
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("held list: %w", err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Expire", func(t *testing.T) { testExpire(t, open(t)) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("Held", func(t *testing.T) { testHeld(t, open(t)) })
+	t.Run("HeldPages", func(t *testing.T) { testHeldPages(t, open(t)) })
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	t.Run("Secret", func(t *testing.T) { testSecret(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, open(t)) })
@@ -280,6 +282,61 @@ func testHeld(t *testing.T, s store.Store) {
 	}
 	if n, err := s.HeldExpire(ctx, time.Now()); err != nil || n != 1 {
 		t.Fatalf("HeldExpire = %d, %v; want 1", n, err)
+	}
+}
+
+// testHeldPages: HeldList pages through one owner's messages, newest first, with the
+// sender filter, as the portal's held-mail page does.
+func testHeldPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	var want []string // a's messages, newest first
+	for i := range 7 {
+		owner := "a@example.jp"
+		if i%3 == 2 {
+			owner = "b@example.jp"
+		}
+		h := store.Held{Received: t0.Add(time.Duration(i) * time.Minute), Expires: t0.Add(2 * time.Hour), ClientIP: "192.0.2.9",
+			Helo: "h.test", From: fmt.Sprintf("s%d@x.test", i%2), Subject: fmt.Sprint(i),
+			Rcpts: []store.HeldRcpt{{Rcpt: owner, Owner: owner, Reason: "unknown"}}}
+		if err := s.Hold(ctx, &h, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if owner == "a@example.jp" {
+			want = append([]string{h.Subject}, want...)
+		}
+	}
+	subjects := func(q store.HeldQuery) []string {
+		t.Helper()
+		hs, err := s.HeldList(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hs {
+			if len(h.Rcpts) != 1 {
+				t.Fatalf("held %s has recipients %+v", h.ID, h.Rcpts)
+			}
+			out = append(out, h.Subject)
+		}
+		return out
+	}
+	var paged []string
+	for off := 0; ; off += 2 {
+		page := subjects(store.HeldQuery{Owner: "a@example.jp", Limit: 2, Offset: off})
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+	}
+	if fmt.Sprint(paged) != fmt.Sprint(want) {
+		t.Fatalf("a's messages page by page: %v, want %v", paged, want)
+	}
+	if got := subjects(store.HeldQuery{Owner: "a@example.jp", From: "s1@x.test", Limit: 10}); fmt.Sprint(got) != "[3 1]" {
+		t.Fatalf("a's messages from s1: %v, want [3 1]", got)
+	}
+	if got := subjects(store.HeldQuery{}); len(got) != 7 || got[0] != "6" || got[6] != "0" {
+		t.Fatalf("all messages: %v, want 6 ... 0", got)
 	}
 }
 
