@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho/internal/store"
@@ -34,6 +35,11 @@ const keepChanges = 100000
 type DB struct {
 	db  *sql.DB
 	now func() time.Time
+
+	holds     chan *holdReq // to the committer (see hold.go)
+	stop      chan struct{} // closed by Close
+	committer sync.WaitGroup
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -57,16 +63,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
-	s := &DB{db: db, now: time.Now}
+	s := &DB{db: db, now: time.Now, holds: make(chan *holdReq), stop: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	s.committer.Go(s.commitHolds)
 	return s, nil
 }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close stops the committer of held mail, then closes the database.
+func (s *DB) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	s.committer.Wait()
+	return s.db.Close()
+}
 
 func (s *DB) migrate(ctx context.Context) error {
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: concurrent starters wait for each other
@@ -463,37 +474,6 @@ func NewID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// Hold implements store.Store.
-func (s *DB) Hold(ctx context.Context, h *store.Held, data []byte) error {
-	if h.ID == "" {
-		h.ID = NewID()
-	}
-	if h.Received.IsZero() {
-		h.Received = s.now()
-	}
-	h.Size = int64(len(data))
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("hold: %w", err)
-	}
-	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO held_messages (id, received, expires, client_ip, helo, mail_from, subject, size, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.ID, ms(h.Received), ms(h.Expires), h.ClientIP, h.Helo, h.From, h.Subject, h.Size, data)
-	if err != nil {
-		return fmt.Errorf("hold: %w", err)
-	}
-	for _, r := range h.Rcpts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO held_rcpts (message_id, rcpt, owner, reason) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, h.ID, r.Rcpt, r.Owner, r.Reason); err != nil {
-			return fmt.Errorf("hold: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("hold: commit: %w", err)
-	}
-	return nil
 }
 
 const heldCols = `m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size`
