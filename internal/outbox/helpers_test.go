@@ -19,25 +19,7 @@ import (
 	"github.com/sekisho/sekisho/internal/upstream"
 )
 
-// clock is a settable clock for Sender.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testenv.Clock { return testenv.NewClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)) }
 
 // openStore opens (or reopens) the SQLite store at path; it is closed with the test unless
 // the caller closes it first.

@@ -38,7 +38,7 @@ func challengeMail(t *testing.T, sender string, now time.Time) []byte {
 
 // setup is a Sender on a fresh SQLite store, to a real upstream server behind a gate.
 type setup struct {
-	clk  *clock
+	clk  *testenv.Clock
 	path string
 	st   *sqlite.DB
 	up   *testenv.Upstream

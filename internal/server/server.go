@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/internal/certs"
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/harvest"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/outbox"
 	"github.com/sekisho/sekisho/internal/release"
@@ -78,9 +79,12 @@ type Server struct {
 	smtp     []boundSMTP
 	web      *web.Server
 	tls      *tls.Config
-	version  string         // SetVersion: reported in the node registry
-	px       proxies        // HTTP forward proxy and SOCKS5
-	outbox   *outbox.Sender // mail sekisho sends itself (challenges)
+	version  string           // SetVersion: reported in the node registry
+	px       proxies          // HTTP forward proxy and SOCKS5
+	outbox   *outbox.Sender   // mail sekisho sends itself (challenges)
+	harvest  *harvest.Planter // harvest traps in served pages; nil when decoy_seed is empty
+	// harvestCounter counts planted traps and their hits; nil: not counted.
+	harvestCounter harvest.Counter
 }
 
 type boundSMTP struct {
@@ -160,14 +164,23 @@ func (s *Server) buildWeb() error {
 		Log:      log,
 	}
 	confirm.Register(mux)
-	routes, err := webRoutes(cfg.Web.Routes, log)
+	var app http.Handler = mux
+	if cfg.Web.DecoySeed != "" {
+		s.harvest, err = harvest.New(context.Background(), harvest.Options{Domain: cfg.Web.DecoySeed, TTL: cfg.Web.DecoySeedTTL.Duration},
+			harvest.Deps{Store: s.store, Lists: s.lists, Logger: s.log.With("component", "harvest"), Counter: s.harvestCounter})
+		if err != nil {
+			return err
+		}
+		app = harvest.Seed(mux, s.harvest, "/api/", "/metrics") // no pages there
+	}
+	routes, err := webRoutes(cfg.Web.Routes, s.harvest, log)
 	if err != nil {
 		return err
 	}
 	s.web, err = web.New(web.Options{
 		Listen: cfg.Web.Listen, ListenPlain: cfg.Web.ListenPlain, AppHost: cfg.Web.AppHost, TLSConfig: tc,
 		BlacklistProbes: cfg.Antispam.BlacklistProbes,
-	}, web.Deps{Lists: s.lists, App: mux, Routes: routes, Blacklister: s.px.bl, Logger: log})
+	}, web.Deps{Lists: s.lists, App: app, Routes: routes, Blacklister: s.px.bl, Logger: log})
 	return err
 }
 
@@ -188,6 +201,9 @@ func (s *Server) buildSMTP() error {
 	}
 	s.upstream = pool
 	deps := smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp")}
+	if s.harvestCounter != nil {
+		deps.HarvestHits = s.harvestCounter
+	}
 	if cfg.Antispam.SenderAuth == "gate" {
 		res, err := senderauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
 		if err != nil {
@@ -311,6 +327,8 @@ func restartKeys(old, new *config.Config) []string {
 	check("web.listen", old.Web.Listen, new.Web.Listen)
 	check("web.listen_plain", old.Web.ListenPlain, new.Web.ListenPlain)
 	check("web.route", old.Web.Routes, new.Web.Routes)
+	check("web.decoy_seed", old.Web.DecoySeed, new.Web.DecoySeed)
+	check("web.decoy_seed_ttl", old.Web.DecoySeedTTL, new.Web.DecoySeedTTL)
 	check("http_proxy.listen", old.HTTPProxy.Listen, new.HTTPProxy.Listen)
 	check("socks.listen", old.Socks.Listen, new.Socks.Listen)
 	return keys
@@ -344,6 +362,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
+	if s.harvest != nil {
+		wg.Go(func() { s.harvest.Run(bg) })
+	}
 	s.startCluster(bg, &wg)
 
 	errc := make(chan error, len(s.smtp)+1+len(s.px.fwdLn)+len(s.px.socksLn))
@@ -396,7 +417,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	return runErr
 }
 
-// expireLoop removes expired list entries and held mail once a minute.
+// expireLoop removes expired list entries, held mail and harvest traps once a minute.
 func (s *Server) expireLoop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -416,6 +437,13 @@ func (s *Server) expireLoop(ctx context.Context) {
 			s.log.Warn("expire held mail", "err", err)
 		} else if n > 0 {
 			s.log.Info("held mail expired", "count", n)
+		}
+		if s.harvest != nil {
+			if n, err := s.store.TrapsExpire(ctx, now.Add(-s.cfg.Web.DecoySeedTTL.Duration)); err != nil {
+				s.log.Warn("expire harvest traps", "err", err)
+			} else if n > 0 {
+				s.log.Info("harvest traps expired", "count", n)
+			}
 		}
 	}
 }

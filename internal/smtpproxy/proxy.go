@@ -62,6 +62,8 @@ type Deps struct {
 	Auth *senderauth.Checker
 	// Challenges mails unknown senders a confirmation URL; nil: challenge = false.
 	Challenges *Challenges
+	// HarvestHits counts mail to harvest traps; nil: not counted.
+	HarvestHits interface{ HarvestHit() }
 }
 
 // settings are the options in force, with what is derived from them; Reload replaces them

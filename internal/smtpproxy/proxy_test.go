@@ -38,6 +38,7 @@ type harness struct {
 type harnessOpts struct {
 	listener Listener
 	opts     func(*Options)
+	deps     func(*Deps)
 	servers  []string     // upstream servers; default the test upstream
 	logger   *slog.Logger // default: debug into the test's output
 }
@@ -75,7 +76,11 @@ func newHarness(t testing.TB, ho harnessOpts) *harness {
 	if log == nil {
 		log = testenv.Logger(t)
 	}
-	p := New(opts, Deps{Store: st, Lists: l, Upstream: pool, Logger: log})
+	deps := Deps{Store: st, Lists: l, Upstream: pool, Logger: log}
+	if ho.deps != nil {
+		ho.deps(&deps)
+	}
+	p := New(opts, deps)
 	lc := ho.listener
 	if lc.Role == "" {
 		lc.Role = "mx"
