@@ -8,7 +8,8 @@ import (
 // Link is the hidden link planted for addr: hidden and display:none (invisible, no box, so
 // no effect on layout; the attribute still hides it where a Content-Security-Policy blocks
 // inline styles), aria-hidden (out of the accessibility tree) and tabindex -1 (out of the
-// tab order).
+// tab order). Being an element, it is the body's last child: a stylesheet rule on that
+// (body > :last-child, :nth-last-child) matches the link instead of the element it meant.
 func Link(addr string) string {
 	a := html.EscapeString(addr)
 	return `<a href="mailto:` + a + `" hidden aria-hidden="true" tabindex="-1" style="display:none">` + a + `</a>`
@@ -96,15 +97,18 @@ func inRawText(b []byte) bool {
 		if i < 0 {
 			return false
 		}
+		end = i
 		name, closing := i+1, false
 		if name < len(b) && b[name] == '/' {
 			name, closing = name+1, true
+		}
+		if name >= len(b) || b[name]|0x20 != 's' && b[name]|0x20 != 't' { // most tags
+			continue
 		}
 		for _, n := range rawText {
 			if tagAt(b, name, n) {
 				return !closing
 			}
 		}
-		end = i
 	}
 }

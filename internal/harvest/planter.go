@@ -166,26 +166,33 @@ func (p *Planter) Address(ctx context.Context, ip netip.Addr) (string, error) {
 // today, queues the trap for the store (DECOY entry and visit) without waiting for it.
 // An error means no address may be shown (the check against users failed).
 func (p *Planter) Plant(ctx context.Context, v Visit) (string, error) {
-	v.IP = v.IP.Unmap()
-	addr, day, err := p.lookup(ctx, v.IP)
+	return p.plant(ctx, v.IP, func() Visit { return v })
+}
+
+// plant is Plant with the visit made only when it is recorded.
+func (p *Planter) plant(ctx context.Context, ip netip.Addr, visit func() Visit) (string, error) {
+	ip = ip.Unmap()
+	addr, day, err := p.lookup(ctx, ip)
 	if err != nil {
 		return "", err
 	}
 	p.mu.Lock()
-	vis := p.visitor[v.IP]
+	vis := p.visitor[ip]
 	fresh := vis != nil && p.day == day && !vis.planted
 	if fresh {
 		vis.planted = true
 	}
 	p.mu.Unlock()
-	if !fresh || p.known(addr, v.IP) {
+	if !fresh || p.known(addr, ip) {
 		return addr, nil
 	}
+	v := visit()
+	v.IP = ip
 	select {
 	case p.queue <- plant{addr: addr, visit: v, at: p.deps.Now(), day: day}:
 	default: // the store is behind: shown unrecorded this time, a later view tries again
-		p.unplant(v.IP, day)
-		p.log.Warn("harvest trap not recorded: queue full", "client", v.IP.String(), "queue", cap(p.queue))
+		p.unplant(ip, day)
+		p.log.Warn("harvest trap not recorded: queue full", "client", ip.String(), "queue", cap(p.queue))
 	}
 	return addr, nil
 }
@@ -281,22 +288,25 @@ func (p *Planter) unplant(ip netip.Addr, day int64) {
 	}
 }
 
-// Run stores queued traps until ctx ends, then stores what is still queued (each write
-// bounded by a timeout).
+// Run stores queued traps until ctx ends, then what is still queued, for at most a few
+// seconds (pages showing them went out; what is left is planted again at a later view).
 func (p *Planter) Run(ctx context.Context) {
 	for {
 		select {
 		case pl := <-p.queue:
 			p.store(ctx, pl)
 		case <-ctx.Done():
-			for {
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+			defer cancel()
+			for drain.Err() == nil {
 				select {
 				case pl := <-p.queue:
-					p.store(context.WithoutCancel(ctx), pl)
+					p.store(drain, pl)
 				default:
 					return
 				}
 			}
+			return
 		}
 	}
 }

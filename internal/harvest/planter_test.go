@@ -226,3 +226,43 @@ func waitFor(cond func() bool) bool {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// The memory of the day's visitors is bounded, and a full write queue leaves a trap to be
+// planted at a later view, never lost as "planted".
+func TestPlanterBounds(t *testing.T) {
+	st := openStore(t)
+	clk := testenv.NewClock(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
+	l := lists.New()
+	p, err := New(t.Context(), Options{Domain: "example.jp", TTL: time.Hour, MaxVisitors: 2, Queue: 1},
+		Deps{Store: st, Lists: l, Logger: testenv.Logger(t), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := []netip.Addr{mustAddr("192.0.2.1"), mustAddr("192.0.2.2"), mustAddr("192.0.2.3")}
+	var addrs []string
+	for _, ip := range ips {
+		a, err := p.Plant(t.Context(), Visit{IP: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, a)
+	}
+	if n := len(p.visitor); n > 2 {
+		t.Errorf("%d visitors remembered, want at most 2", n)
+	}
+	for i, ip := range ips { // forgotten ones are derived again, the same
+		if a, _ := p.Address(t.Context(), ip); a != addrs[i] {
+			t.Errorf("%s: %q, then %q", ip, addrs[i], a)
+		}
+	}
+	// Queue of 1, no writer: the first visitor is queued, the others were not recorded.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitTrap(t, st, addrs[0])
+	if _, err := p.Plant(t.Context(), Visit{IP: ips[2]}); err != nil {
+		t.Fatal(err)
+	}
+	waitTrap(t, st, addrs[2]) // the view after the full queue plants it
+}

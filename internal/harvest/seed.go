@@ -3,9 +3,9 @@ package harvest
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -22,9 +22,6 @@ import (
 // MaxSeedBytes bounds the HTML page held in memory to be seeded; a larger one is sent as
 // it comes, unseeded.
 const MaxSeedBytes = 2 << 20
-
-// plantTimeout bounds the wait for a visitor's address (a user lookup, once per visitor).
-const plantTimeout = time.Second
 
 // stripped are the request headers the wrapped handler does not see on a page that may be
 // seeded: the validators, ranges and content codings of the seeded page differ from those
@@ -123,7 +120,8 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		s.next.ServeHTTP(w, r)
 		return
 	}
-	body := splice(page, at, Link(addr))
+	body := &pieces{b: [3][]byte{page[:at], []byte(Link(addr)), page[at:]}}
+	body.size = int64(len(page) + len(body.b[1]))
 	hdr := w.Header()
 	copyHeader(hdr, inner)
 	hdr.Del("Content-Length")
@@ -137,7 +135,7 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		hdr.Set("Cache-Control", "private")
 	}
 	mod, _ := http.ParseTime(hdr.Get("Last-Modified"))
-	if r.Header.Get("Range") == "" && static.Accepts(r.Header.Get("Accept-Encoding"), "gzip") && len(body) >= static.MinGzipBytes {
+	if r.Header.Get("Range") == "" && static.Accepts(r.Header.Get("Accept-Encoding"), "gzip") && body.size >= static.MinGzipBytes {
 		if tag != "" {
 			tag = strings.TrimSuffix(tag, `"`) + `-gz"`
 			hdr.Set("ETag", tag)
@@ -148,35 +146,113 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		}
 		hdr.Set("Content-Encoding", "gzip")
 		hdr.Set("Content-Length", strconv.Itoa(len(gz)))
-		http.ServeContent(w, r, "", mod, bytes.NewReader(gz))
+		body = &pieces{b: [3][]byte{gz}, size: int64(len(gz))}
+	}
+	send(w, r, mod, body)
+}
+
+// send answers with body: http.ServeContent for a request with validators or a range,
+// else what it would send, written directly (its copy through the connection's ReadFrom
+// costs a 32 KiB buffer per response).
+func send(w http.ResponseWriter, r *http.Request, mod time.Time, body *pieces) {
+	if conditional(r) {
+		http.ServeContent(w, r, "", mod, body)
 		return
 	}
-	http.ServeContent(w, r, "", mod, bytes.NewReader(body))
+	hdr := w.Header()
+	hdr.Set("Accept-Ranges", "bytes")
+	if !mod.IsZero() {
+		hdr.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	hdr.Set("Content-Length", strconv.FormatInt(body.size, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		for _, b := range body.b {
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// conditional reports a request that http.ServeContent must answer: with validators to
+// check or a range to cut.
+func conditional(r *http.Request) bool {
+	for _, h := range stripped[1:] { // all but Accept-Encoding
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // address is the visitor's trap address; a GET plants it.
 func (s *seeder) address(r *http.Request, ip netip.Addr) (string, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), plantTimeout)
-	defer cancel()
 	if r.Method == http.MethodHead {
-		return s.p.Address(ctx, ip)
+		return s.p.Address(r.Context(), ip)
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return s.p.Plant(ctx, Visit{IP: ip, UserAgent: r.UserAgent(), URL: scheme + "://" + r.Host + r.URL.RequestURI()})
+	return s.p.plant(r.Context(), ip, func() Visit {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		return Visit{IP: ip, UserAgent: r.UserAgent(), URL: scheme + "://" + r.Host + r.URL.RequestURI()}
+	})
 }
 
-func (s *seeder) gzip(b []byte) []byte {
+func (s *seeder) gzip(body *pieces) []byte {
 	var out bytes.Buffer
-	out.Grow(len(b)/3 + 64)
+	out.Grow(int(body.size/3) + 64)
 	zw := s.gzips.Get().(*gzip.Writer)
 	defer s.gzips.Put(zw)
 	zw.Reset(&out)
-	zw.Write(b) // writes to a bytes.Buffer do not fail
+	for _, b := range body.b {
+		zw.Write(b) // writes to a bytes.Buffer do not fail
+	}
 	zw.Close()
 	return out.Bytes()
+}
+
+// pieces is the seeded page for http.ServeContent: the page before the link, the link, the
+// rest, read in turn without copying the page into a new buffer.
+type pieces struct {
+	b         [3][]byte
+	off, size int64
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if p.off >= p.size {
+		return 0, io.EOF
+	}
+	n, off := 0, p.off
+	for _, piece := range p.b {
+		if off >= int64(len(piece)) {
+			off -= int64(len(piece))
+			continue
+		}
+		m := copy(b[n:], piece[off:])
+		n += m
+		off = 0
+		if n == len(b) {
+			break
+		}
+	}
+	p.off += int64(n)
+	return n, nil
+}
+
+func (p *pieces) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += p.off
+	case io.SeekEnd:
+		offset += p.size
+	}
+	if offset < 0 {
+		return 0, errors.New("harvest: seek before the start")
+	}
+	p.off = offset
+	return offset, nil
 }
 
 // SeededETag is the entity tag of a page seeded with addr: the handler's tag with a short
@@ -323,6 +399,29 @@ func (c *capture) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// ReadFrom reads a page straight into the buffer (static files come this way, through
+// http.ServeContent's io.CopyN), without io.Copy's intermediate buffer.
+func (c *capture) ReadFrom(r io.Reader) (int64, error) {
+	if c.mode == undecided || c.mode == passing {
+		return io.Copy(writerOnly{c}, r)
+	}
+	var n int64
+	if c.mode == buffering {
+		m, err := c.buf.ReadFrom(io.LimitReader(r, int64(MaxSeedBytes-c.buf.Len()+1)))
+		n += m
+		if err != nil || c.buf.Len() <= MaxSeedBytes {
+			return n, err
+		}
+		c.mode = dropped
+		c.buf.Reset()
+	}
+	m, err := io.Copy(io.Discard, r)
+	return n + m, err
+}
+
+// writerOnly hides capture's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
 
 // Flush flushes a passed response; a buffered page is sent whole at the end.
 func (c *capture) Flush() {

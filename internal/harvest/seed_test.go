@@ -26,7 +26,7 @@ var page = "<!doctype html>\n<html><head><title>t</title></head>\n<body>\n<h1>He
 
 // seededSite serves a directory through the real static handler wrapped by Seed.
 type seededSite struct {
-	t       *testing.T
+	t       testing.TB
 	h       http.Handler // Seed(static)
 	plain   http.Handler // static alone
 	store   store.Store
@@ -34,7 +34,7 @@ type seededSite struct {
 	root    string
 }
 
-func newSeededSite(t *testing.T, files map[string]string) *seededSite {
+func newSeededSite(t testing.TB, files map[string]string) *seededSite {
 	t.Helper()
 	root := t.TempDir()
 	for name, body := range files {

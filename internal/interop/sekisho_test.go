@@ -31,6 +31,7 @@ type sekishoConf struct {
 	balance     string         // default round_robin
 	upstreamTLS string         // default "none"
 	white       []string       // senders whitelisted (CLI) before the server starts
+	extra       string         // more TOML tables, appended (e.g. [web])
 }
 
 // sekisho is a running `sekisho serve`.
@@ -96,6 +97,7 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 	}
 	fmt.Fprintf(&b, "\n[smtp.upstream]\nservers = [%s]\nbalance = %q\ntls = %q\nxforward = true\nconnect_timeout = \"5s\"\n",
 		strings.Join(servers, ", "), sc.balance, sc.upstreamTLS)
+	b.WriteString(sc.extra)
 	if err := os.WriteFile(s.config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +152,12 @@ func (s *sekisho) logged(msg string) []map[string]any {
 }
 
 // listening returns the addresses of the "smtp listening" log records.
-func (s *sekisho) listening() []string {
+func (s *sekisho) listening() []string { return s.listeningOn("smtp listening") }
+
+// listeningOn returns the addresses of the log records msg ("web listening", ...).
+func (s *sekisho) listeningOn(msg string) []string {
 	var out []string
-	for _, rec := range s.logged("smtp listening") {
+	for _, rec := range s.logged(msg) {
 		if a, ok := rec["address"].(string); ok {
 			out = append(out, a)
 		}
