@@ -177,9 +177,9 @@ func (p *Planter) plant(ctx context.Context, ip netip.Addr, visit func() Visit) 
 		return "", err
 	}
 	p.mu.Lock()
-	vis := p.visitor[ip]
-	fresh := vis != nil && p.day == day && !vis.planted
-	if fresh {
+	vis := p.visitor[ip] // nil when forgotten (day over, memory full) since lookup: plant it
+	fresh := vis == nil || p.day != day || !vis.planted
+	if vis != nil && p.day == day {
 		vis.planted = true
 	}
 	p.mu.Unlock()
