@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -79,7 +78,7 @@ func (s *seeder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.next.ServeHTTP(c, inner)
 	switch c.mode {
 	case buffering:
-		s.serveSeeded(w, r, ip, c.hdr, buf.Bytes())
+		s.serveSeeded(w, r, ip, c.hdr, buf)
 	case dropped:
 		s.next.ServeHTTP(w, r)
 	}
@@ -105,7 +104,8 @@ func (s *seeder) pageRequest(r *http.Request) bool {
 
 // serveSeeded sends the page with the visitor's link and the handler's headers, fitted to
 // the seeded page. A page that cannot be seeded is served again by the handler, untouched.
-func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Addr, inner http.Header, page []byte) {
+func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Addr, inner http.Header, buf *bytes.Buffer) {
+	page := buf.Bytes()
 	at, ok := place(page)
 	ok = ok && asciiCompatible(inner.Get("Content-Type"), page)
 	var addr string
@@ -120,8 +120,13 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		s.next.ServeHTTP(w, r)
 		return
 	}
-	body := &pieces{b: [3][]byte{page[:at], []byte(Link(addr)), page[at:]}}
-	body.size = int64(len(page) + len(body.b[1]))
+	// The link goes into the buffer itself: one contiguous body, written at once.
+	link := Link(addr)
+	buf.WriteString(link)
+	seeded := buf.Bytes()
+	copy(seeded[at+len(link):], seeded[at:len(page)])
+	copy(seeded[at:], link)
+	body := seeded
 	hdr := w.Header()
 	copyHeader(hdr, inner)
 	hdr.Del("Content-Length")
@@ -135,7 +140,7 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		hdr.Set("Cache-Control", "private")
 	}
 	mod, _ := http.ParseTime(hdr.Get("Last-Modified"))
-	if r.Header.Get("Range") == "" && static.Accepts(r.Header.Get("Accept-Encoding"), "gzip") && body.size >= static.MinGzipBytes {
+	if r.Header.Get("Range") == "" && static.Accepts(r.Header.Get("Accept-Encoding"), "gzip") && len(body) >= static.MinGzipBytes {
 		if tag != "" {
 			tag = strings.TrimSuffix(tag, `"`) + `-gz"`
 			hdr.Set("ETag", tag)
@@ -146,7 +151,7 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 		}
 		hdr.Set("Content-Encoding", "gzip")
 		hdr.Set("Content-Length", strconv.Itoa(len(gz)))
-		body = &pieces{b: [3][]byte{gz}, size: int64(len(gz))}
+		body = gz
 	}
 	send(w, r, mod, body)
 }
@@ -154,24 +159,17 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 // send answers with body: http.ServeContent for a request with validators or a range,
 // else what it would send, written directly (its copy through the connection's ReadFrom
 // costs a 32 KiB buffer per response).
-func send(w http.ResponseWriter, r *http.Request, mod time.Time, body *pieces) {
+func send(w http.ResponseWriter, r *http.Request, mod time.Time, body []byte) {
 	if conditional(r) {
-		http.ServeContent(w, r, "", mod, body)
+		http.ServeContent(w, r, "", mod, bytes.NewReader(body))
 		return
 	}
-	hdr := w.Header()
+	hdr := w.Header() // Last-Modified is the handler's
 	hdr.Set("Accept-Ranges", "bytes")
-	if !mod.IsZero() {
-		hdr.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
-	}
-	hdr.Set("Content-Length", strconv.FormatInt(body.size, 10))
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		for _, b := range body.b {
-			if _, err := w.Write(b); err != nil {
-				return
-			}
-		}
+		w.Write(body) // an error is the client gone
 	}
 }
 
@@ -200,59 +198,15 @@ func (s *seeder) address(r *http.Request, ip netip.Addr) (string, error) {
 	})
 }
 
-func (s *seeder) gzip(body *pieces) []byte {
+func (s *seeder) gzip(body []byte) []byte {
 	var out bytes.Buffer
-	out.Grow(int(body.size/3) + 64)
+	out.Grow(len(body)/3 + 64)
 	zw := s.gzips.Get().(*gzip.Writer)
 	defer s.gzips.Put(zw)
 	zw.Reset(&out)
-	for _, b := range body.b {
-		zw.Write(b) // writes to a bytes.Buffer do not fail
-	}
+	zw.Write(body) // writes to a bytes.Buffer do not fail
 	zw.Close()
 	return out.Bytes()
-}
-
-// pieces is the seeded page for http.ServeContent: the page before the link, the link, the
-// rest, read in turn without copying the page into a new buffer.
-type pieces struct {
-	b         [3][]byte
-	off, size int64
-}
-
-func (p *pieces) Read(b []byte) (int, error) {
-	if p.off >= p.size {
-		return 0, io.EOF
-	}
-	n, off := 0, p.off
-	for _, piece := range p.b {
-		if off >= int64(len(piece)) {
-			off -= int64(len(piece))
-			continue
-		}
-		m := copy(b[n:], piece[off:])
-		n += m
-		off = 0
-		if n == len(b) {
-			break
-		}
-	}
-	p.off += int64(n)
-	return n, nil
-}
-
-func (p *pieces) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += p.off
-	case io.SeekEnd:
-		offset += p.size
-	}
-	if offset < 0 {
-		return 0, errors.New("harvest: seek before the start")
-	}
-	p.off = offset
-	return offset, nil
 }
 
 // SeededETag is the entity tag of a page seeded with addr: the handler's tag with a short
@@ -290,6 +244,9 @@ func noneMatch(header, tag string) bool {
 func asciiCompatible(ctype string, page []byte) bool {
 	if bytes.HasPrefix(page, []byte{0xfe, 0xff}) || bytes.HasPrefix(page, []byte{0xff, 0xfe}) {
 		return false
+	}
+	if !strings.Contains(ctype, "16") && !strings.Contains(ctype, "32") {
+		return true // the common case, without parsing
 	}
 	_, params, _ := mime.ParseMediaType(ctype)
 	cs := strings.ToLower(params["charset"])
