@@ -32,6 +32,7 @@ type sekishoConf struct {
 	upstreamTLS string         // default "none"
 	white       []string       // senders whitelisted (CLI) before the server starts
 	web         bool           // an HTTPS listener on 127.0.0.1 (webAddr)
+	extra       string         // more TOML tables, appended (e.g. [web])
 }
 
 // sekisho is a running `sekisho serve`.
@@ -100,6 +101,7 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 	if sc.web {
 		b.WriteString("\n[web]\nlisten = [\"127.0.0.1:0\"]\n")
 	}
+	b.WriteString(sc.extra)
 	if err := os.WriteFile(s.config, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +168,12 @@ func (s *sekisho) logged(msg string) []map[string]any {
 }
 
 // listening returns the addresses of the "smtp listening" log records.
-func (s *sekisho) listening() []string {
+func (s *sekisho) listening() []string { return s.listeningOn("smtp listening") }
+
+// listeningOn returns the addresses of the log records msg ("web listening", ...).
+func (s *sekisho) listeningOn(msg string) []string {
 	var out []string
-	for _, rec := range s.logged("smtp listening") {
+	for _, rec := range s.logged(msg) {
 		if a, ok := rec["address"].(string); ok {
 			out = append(out, a)
 		}

@@ -15,6 +15,12 @@ import (
 	"github.com/sekisho/sekisho/internal/store"
 )
 
+// DecoyEntry is what the lists keep of a DECOY entry.
+type DecoyEntry struct {
+	Source string // "" for an admin's decoy; "harvest" for an address planted in a web page
+	Target string // harvest: the IP of the visitor the address was planted for
+}
+
 // AliasTarget is what an alias resolves to.
 type AliasTarget struct {
 	Mailbox  string // the owner's real mailbox
@@ -66,7 +72,7 @@ type Lists struct {
 	alias     map[string]AliasTarget
 	whiteFrom map[string]owners
 	whiteTo   map[string]owners
-	decoy     map[string]struct{}
+	decoy     map[string]DecoyEntry
 	blackIP   map[netip.Addr]expiry
 	blackNet  map[netip.Prefix]expiry
 	netBits   [129]int // how many blackNet prefixes have each length, to probe only those
@@ -87,7 +93,7 @@ func (l *Lists) reset() {
 	l.alias = map[string]AliasTarget{}
 	l.whiteFrom = map[string]owners{}
 	l.whiteTo = map[string]owners{}
-	l.decoy = map[string]struct{}{}
+	l.decoy = map[string]DecoyEntry{}
 	l.blackIP = map[netip.Addr]expiry{}
 	l.blackNet = map[netip.Prefix]expiry{}
 	l.netBits = [129]int{}
@@ -157,7 +163,7 @@ func (l *Lists) put(e *store.Entry) {
 		}
 		m[e.Key] = m[e.Key].with(e.Owner)
 	case store.Decoy:
-		l.decoy[e.Key] = struct{}{}
+		l.decoy[e.Key] = DecoyEntry{Source: e.Source, Target: e.Target}
 	case store.Black:
 		ip, network, isAddr := ParseBlackKey(e.Key)
 		switch {
@@ -256,6 +262,15 @@ func (l *Lists) Decoy(addr string) bool {
 	defer l.mu.RUnlock()
 	_, ok := l.decoy[addr]
 	return ok
+}
+
+// DecoyOf returns what is known of a decoy address: who made it, and for a harvest trap
+// the visitor it was planted for.
+func (l *Lists) DecoyOf(addr string) (DecoyEntry, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	d, ok := l.decoy[addr]
+	return d, ok
 }
 
 // BlackIP reports whether ip, or a network containing it, is blacklisted at now.

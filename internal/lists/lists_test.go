@@ -22,6 +22,7 @@ func TestLookups(t *testing.T) {
 		{List: store.White, Key: "@partner.test", Kind: store.KindFrom},
 		{List: store.White, Key: "list@example.jp", Kind: store.KindTo, Owner: "list@example.jp"},
 		{List: store.Decoy, Key: "trap@example.jp"},
+		{List: store.Decoy, Key: "x7k2@example.jp", Source: "harvest", Target: "203.0.113.9"},
 		{List: store.Black, Key: "192.0.2.1"},
 		{List: store.Black, Key: "198.51.100.0/24"},
 		{List: store.Black, Key: "2001:db8::/32"},
@@ -35,6 +36,15 @@ func TestLookups(t *testing.T) {
 	}
 	if a, ok := l.Alias("shop1@example.jp"); !ok || a.Mailbox != "taro@example.jp" || a.Disabled {
 		t.Errorf("Alias(shop1) = %+v %v", a, ok)
+	}
+	if d, ok := l.DecoyOf("x7k2@example.jp"); !ok || d != (DecoyEntry{Source: "harvest", Target: "203.0.113.9"}) {
+		t.Errorf("DecoyOf(harvest trap) = %+v %v", d, ok)
+	}
+	if d, ok := l.DecoyOf("trap@example.jp"); !ok || d != (DecoyEntry{}) {
+		t.Errorf("DecoyOf(admin decoy) = %+v %v", d, ok)
+	}
+	if _, ok := l.DecoyOf("taro@example.jp"); ok {
+		t.Error("DecoyOf(not a decoy) found an entry")
 	}
 	if a, ok := l.Alias("old@example.jp"); !ok || !a.Disabled {
 		t.Errorf("Alias(old) = %+v %v, want disabled", a, ok)

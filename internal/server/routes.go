@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/sekisho/sekisho/internal/config"
+	"github.com/sekisho/sekisho/internal/harvest"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/revproxy"
 	"github.com/sekisho/sekisho/internal/static"
@@ -12,9 +13,10 @@ import (
 )
 
 // webRoutes builds the [[web.route]] handlers: a reverse proxy for a route with upstreams,
-// static files for one with a root. The static handlers' directories stay open for the
-// life of the process.
-func webRoutes(routes []config.Route, log *slog.Logger) ([]web.Route, error) {
+// static files for one with a root, whose pages carry harvest traps when planter is not
+// nil (a proxied site's pages never do). The static handlers' directories stay open for
+// the life of the process.
+func webRoutes(routes []config.Route, planter *harvest.Planter, log *slog.Logger) ([]web.Route, error) {
 	var out []web.Route
 	for i, rc := range routes {
 		key := fmt.Sprintf("web.route[%d]", i)
@@ -43,6 +45,9 @@ func webRoutes(routes []config.Route, log *slog.Logger) ([]web.Route, error) {
 				return nil, fmt.Errorf("%s.root: %w", key, err)
 			}
 			h.Handler, h.Kind = f, metrics.ProxyStatic
+			if planter != nil {
+				h.Handler = harvest.Seed(f, planter)
+			}
 		}
 		out = append(out, h)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/sekisho/sekisho/internal/cluster"
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/digest"
+	"github.com/sekisho/sekisho/internal/harvest"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/outbox"
@@ -89,11 +90,12 @@ type Server struct {
 	smtp     []boundSMTP
 	web      *web.Server
 	tls      *tls.Config
-	version  string         // SetVersion: reported in the node registry
-	px       proxies        // HTTP forward proxy and SOCKS5
-	outbox   *outbox.Sender // mail sekisho sends itself (challenges, digests)
-	digest   *digest.Job    // digest = "daily"
-	auth     *webauth.Auth  // logins and sessions of the portal and admin pages
+	version  string           // SetVersion: reported in the node registry
+	px       proxies          // HTTP forward proxy and SOCKS5
+	outbox   *outbox.Sender   // mail sekisho sends itself (challenges, digests)
+	digest   *digest.Job      // digest = "daily"
+	harvest  *harvest.Planter // harvest traps in served pages; nil when decoy_seed is empty
+	auth     *webauth.Auth    // logins and sessions of the portal and admin pages
 	// decisions reads the cumulative decision counters (SetDecisions; default the metrics'
 	// Decisions); nil: no counts over time are recorded.
 	decisions func() map[string]int64
@@ -216,7 +218,16 @@ func (s *Server) buildWeb() error {
 		return err
 	}
 	pt.Register(mux)
-	routes, err := webRoutes(cfg.Web.Routes, log)
+	var app http.Handler = mux
+	if cfg.Web.DecoySeed != "" {
+		s.harvest, err = harvest.New(context.Background(), harvest.Options{Domain: cfg.Web.DecoySeed, TTL: cfg.Web.DecoySeedTTL.Duration},
+			harvest.Deps{Store: s.store, Lists: s.lists, Logger: s.log.With("component", "harvest"), Counter: s.metrics})
+		if err != nil {
+			return err
+		}
+		app = harvest.Seed(mux, s.harvest, "/api/", "/metrics") // no pages there
+	}
+	routes, err := webRoutes(cfg.Web.Routes, s.harvest, log)
 	if err != nil {
 		return err
 	}
@@ -224,7 +235,7 @@ func (s *Server) buildWeb() error {
 	s.web, err = web.New(web.Options{
 		Listen: cfg.Web.Listen, ListenPlain: cfg.Web.ListenPlain, AppHost: cfg.Web.AppHost, TLSConfig: tc,
 		BlacklistProbes: cfg.Antispam.BlacklistProbes,
-	}, web.Deps{Lists: s.lists, App: mux, Routes: routes, Blacklister: s.px.bl, Logger: log, Metrics: s.metrics})
+	}, web.Deps{Lists: s.lists, App: app, Routes: routes, Blacklister: s.px.bl, Logger: log, Metrics: s.metrics})
 	return err
 }
 
@@ -382,6 +393,8 @@ func restartKeys(old, new *config.Config) []string {
 	check("web.listen", old.Web.Listen, new.Web.Listen)
 	check("web.listen_plain", old.Web.ListenPlain, new.Web.ListenPlain)
 	check("web.route", old.Web.Routes, new.Web.Routes)
+	check("web.decoy_seed", old.Web.DecoySeed, new.Web.DecoySeed)
+	check("web.decoy_seed_ttl", old.Web.DecoySeedTTL, new.Web.DecoySeedTTL)
 	check("http_proxy.listen", old.HTTPProxy.Listen, new.HTTPProxy.Listen)
 	check("socks.listen", old.Socks.Listen, new.Socks.Listen)
 	return keys
@@ -443,6 +456,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		rec := &stats.Recorder{Store: s.store, Source: s.decisions, Log: s.log.With("component", "stats")}
 		wg.Go(func() { rec.Run(bg) }) // its last write comes after the listeners stopped
 	}
+	if s.harvest != nil {
+		wg.Go(func() { s.harvest.Run(bg) })
+	}
 	s.startCluster(bg, &wg)
 	s.startDigest(bg, &wg)
 
@@ -496,7 +512,8 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	return runErr
 }
 
-// expireLoop removes expired list entries, held mail and web sessions once a minute.
+// expireLoop removes expired list entries, held mail, web sessions and harvest traps once a
+// minute.
 func (s *Server) expireLoop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -519,6 +536,13 @@ func (s *Server) expireLoop(ctx context.Context) {
 		}
 		if _, err := s.store.SessionsExpire(ctx, now); err != nil {
 			s.log.Warn("expire web sessions", "err", err)
+		}
+		if s.harvest != nil {
+			if n, err := s.store.TrapsExpire(ctx, now.Add(-s.cfg.Web.DecoySeedTTL.Duration)); err != nil {
+				s.log.Warn("expire harvest traps", "err", err)
+			} else if n > 0 {
+				s.log.Info("harvest traps expired", "count", n)
+			}
 		}
 	}
 }

@@ -63,8 +63,8 @@ type Deps struct {
 	Auth *senderauth.Checker
 	// Challenges mails unknown senders a confirmation URL; nil: challenge = false.
 	Challenges *Challenges
-	// Metrics counts connections, transactions and recipients by verdict, decoy hits and
-	// suppressed challenges; nil counts nothing.
+	// Metrics counts connections, transactions and recipients by verdict, decoy and
+	// harvest-trap hits and suppressed challenges; nil counts nothing.
 	Metrics *metrics.Metrics
 }
 

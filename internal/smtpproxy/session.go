@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/sekisho/sekisho/internal/harvest"
 	"github.com/sekisho/sekisho/internal/mailaddr"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/policy"
@@ -318,7 +319,9 @@ func (s *session) envelope() upstream.Envelope {
 	}
 }
 
-// decoyHit puts the client in BLACK at once, for every node (SPEC §4 stage 4).
+// decoyHit puts the client in BLACK at once, for every node (SPEC §4 stage 4). A harvest
+// trap (an address planted in a web page, SPEC §5) also puts the IP that harvested it in
+// BLACK, and records the hit with the visit.
 func (s *session) decoyHit(decoy string) {
 	s.burned = true
 	s.p.deps.Metrics.DecoyHit()
@@ -331,10 +334,40 @@ func (s *session) decoyHit(decoy string) {
 		s.log.Error("blacklist decoy hit", "id", s.id, "err", err)
 		return
 	}
+	if d, ok := s.p.deps.Lists.DecoyOf(decoy); ok && d.Source == harvest.Source {
+		s.harvestHit(decoy, d.Target, now)
+	}
 	if err := s.p.deps.Lists.CatchUp(s.ctx, s.p.deps.Store); err != nil {
 		s.log.Warn("lists catch up", "err", err)
 	}
 	s.log.Warn("decoy hit: client blacklisted", "id", s.id, "decoy", decoy, "ttl", s.cfg.BlackTTL)
+}
+
+// harvestHit blacklists the visitor a trap address was planted for (source harvest) and
+// records the hit.
+func (s *session) harvestHit(trap, harvester string, now time.Time) {
+	if err := s.p.deps.Store.AddTrapHit(s.ctx, trap, s.clientIP.String(), s.from.String(), now); err != nil {
+		s.log.Error("record harvest trap hit", "id", s.id, "trap", trap, "err", err)
+	}
+	s.p.deps.Metrics.HarvestHit()
+	ip, err := netip.ParseAddr(harvester)
+	if err != nil {
+		s.log.Error("harvest trap without a visitor IP", "id", s.id, "trap", trap, "target", harvester)
+		return
+	}
+	if ip = ip.Unmap(); ip == s.clientIP {
+		s.log.Info("harvest trap hit by its harvester", "id", s.id, "trap", trap, "harvester", ip.String())
+		return
+	}
+	e := store.Entry{
+		List: store.Black, Key: ip.String(), Source: harvest.Source,
+		Note: "harvested trap " + trap + ", mailed from " + s.clientIP.String(), Expires: now.Add(s.cfg.BlackTTL),
+	}
+	if err := s.p.deps.Store.Put(s.ctx, e); err != nil {
+		s.log.Error("blacklist harvester", "id", s.id, "harvester", ip.String(), "err", err)
+		return
+	}
+	s.log.Warn("harvest trap hit: harvester blacklisted", "id", s.id, "trap", trap, "harvester", ip.String(), "ttl", s.cfg.BlackTTL)
 }
 
 // Data reads the message, decides per recipient, holds or forwards, and answers 250 only

@@ -191,7 +191,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string,
 	if text && r.Header.Get("Range") == "" {
 		ae := r.Header.Get("Accept-Encoding")
 		for _, enc := range [...]struct{ name, ext string }{{"br", ".br"}, {"gzip", ".gz"}} {
-			if !accepts(ae, enc.name) {
+			if !Accepts(ae, enc.name) {
 				continue
 			}
 			if cf, cfi, err := h.open(name + enc.ext); err == nil {
@@ -202,7 +202,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, name string,
 				}
 			}
 		}
-		if accepts(ae, "gzip") && fi.Size() >= MinGzipBytes && fi.Size() <= MaxGzipBytes {
+		if Accepts(ae, "gzip") && fi.Size() >= MinGzipBytes && fi.Size() <= MaxGzipBytes {
 			buf, err := h.gzip(f)
 			if err == nil {
 				h.serveEncoded(w, r, "gzip", strings.TrimSuffix(tag, `"`)+`-gz"`, fi.ModTime(), int64(buf.Len()), bytes.NewReader(buf.Bytes()))
@@ -262,9 +262,9 @@ func compressible(ctype string) bool {
 	return false
 }
 
-// accepts reports whether an Accept-Encoding value allows coding (RFC 9110 §12.5.3): named
+// Accepts reports whether an Accept-Encoding value allows coding (RFC 9110 §12.5.3): named
 // or matched by "*", with a q-value above zero.
-func accepts(header, coding string) bool {
+func Accepts(header, coding string) bool {
 	star := false
 	for item := range strings.SplitSeq(header, ",") {
 		name, params, _ := strings.Cut(item, ";")

@@ -290,8 +290,8 @@ func TestAccepts(t *testing.T) {
 		{"identity", "gzip", false},
 	}
 	for _, tc := range tests {
-		if got := accepts(tc.header, tc.coding); got != tc.want {
-			t.Errorf("accepts(%q, %q) = %v, want %v", tc.header, tc.coding, got, tc.want)
+		if got := Accepts(tc.header, tc.coding); got != tc.want {
+			t.Errorf("Accepts(%q, %q) = %v, want %v", tc.header, tc.coding, got, tc.want)
 		}
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// Clock is a settable time source for the Now fields of the parts under test.
+// Clock is a settable clock for the Now of the part under test; safe for concurrent use.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-// NewClock returns a clock standing at t.
+// NewClock returns a Clock showing t.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
 
 // Now returns the clock's time.
@@ -19,6 +19,13 @@ func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
+}
+
+// Set puts the clock at t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 // Advance moves the clock on by d.
