@@ -36,8 +36,10 @@ func webClient(from string) *http.Client {
 }
 
 // The admin pages in the whole server: an admin from admin_networks logs in and sees the
-// overview with its chart, and on the BLACK page the IP that a real decoy hit over SMTP put
-// there; a client outside admin_networks is refused 403 whoever it is.
+// overview whose chart and totals count the decisions of real SMTP traffic (a pass, a held
+// message, a relay refusal, a decoy hit, recorded by the server's own stats recorder), and on
+// the BLACK page the IP that the decoy hit put there; a client outside admin_networks is
+// refused 403 whoever it is.
 func TestAdminPagesInServer(t *testing.T) {
 	up := testenv.NewUpstream(t, "tcp4")
 	cfg := parse(t, baseConfig(t.TempDir(), "127.0.0.1:0", up.Addr)+`
@@ -72,23 +74,59 @@ admin_networks = ["127.0.0.1/32"]
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	if err := st.Put(t.Context(), store.Entry{List: store.White, Key: "friend@partner.test", Kind: store.KindFrom}); err != nil {
+		t.Fatal(err)
+	}
+	for !srv.Lists().WhiteFrom("friend@partner.test", "taro@example.jp") {
+		if time.Now().After(deadline) {
+			t.Fatal("white entry not followed within 2 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// session sends MAIL from and RCPT to from the client address ip; it returns the RCPT
+	// error and, when RCPT passed, sends a message.
+	session := func(ip, from, to string) error {
+		t.Helper()
+		conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).Dial("tcp", srv.SMTPAddrs()[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := smtp.NewClient(conn)
+		defer c.Close()
+		if err := c.Mail(from, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt(to, nil); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(w, "From: %s\r\nSubject: hello\r\n\r\nhello\r\n", from)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Quit()
+	}
+	if err := session("127.0.0.2", "friend@partner.test", "taro@example.jp"); err != nil { // pass
+		t.Fatal(err)
+	}
+	if err := session("127.0.0.2", "stranger@elsewhere.test", "taro@example.jp"); err != nil { // held
+		t.Fatal(err)
+	}
+	if err := session("127.0.0.2", "x@elsewhere.test", "someone@other.test"); err == nil || !strings.Contains(err.Error(), "554") && !strings.Contains(err.Error(), "550") {
+		t.Fatalf("RCPT to a foreign domain from outside: %v, want a relay refusal", err)
+	}
 	// A spammer at 127.0.0.9 writes to the decoy.
-	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}}).Dial("tcp", srv.SMTPAddrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := smtp.NewClient(conn)
-	if err := c.Mail("spam@bulk.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("trap@example.jp", nil); err == nil || !strings.Contains(err.Error(), "550") {
+	if err := session("127.0.0.9", "spam@bulk.test", "trap@example.jp"); err == nil || !strings.Contains(err.Error(), "550") {
 		t.Fatalf("RCPT to the decoy: %v, want 550", err)
 	}
-	c.Close()
 	if !srv.Lists().BlackIP(netip.MustParseAddr("127.0.0.9"), time.Now()) {
 		t.Fatal("the decoy hit did not put 127.0.0.9 in BLACK")
 	}
-	if err := st.AddStats(t.Context(), []store.StatCount{{Bucket: store.Minute(time.Now()), Name: "decoy", Count: 1}}); err != nil {
+	// What the recorder does every minute, now.
+	if err := srv.recorder.Record(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,8 +167,13 @@ admin_networks = ["127.0.0.1/32"]
 	admin := webClient("127.0.0.1")
 	login(admin)
 	code, body := get(admin, "/admin/")
-	if code != http.StatusOK || !strings.Contains(body, `<svg`) || !strings.Contains(body, "<tr><td>decoy hits</td><td>1</td></tr>") {
+	if code != http.StatusOK || !strings.Contains(body, `<svg`) {
 		t.Fatalf("overview: %d\n%s", code, body)
+	}
+	for _, row := range []string{"pass</td><td>1<", "held</td><td>1<", "relay refused</td><td>1<", "decoy hits</td><td>1<"} {
+		if !strings.Contains(body, "<tr><td>"+row) {
+			t.Errorf("overview totals lack %q (from the real SMTP traffic)\n%s", row, body)
+		}
 	}
 	if code, body = get(admin, "/admin/lists/black"); code != http.StatusOK || !strings.Contains(body, "<td>127.0.0.9</td>") {
 		t.Fatalf("BLACK page: %d, want the decoy hit's IP\n%s", code, body)

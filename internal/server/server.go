@@ -99,6 +99,7 @@ type Server struct {
 	// decisions reads the cumulative decision counters (SetDecisions; default the metrics'
 	// Decisions); nil: no counts over time are recorded.
 	decisions func() map[string]int64
+	recorder  *stats.Recorder // reads decisions; Run runs it when decisions is set
 }
 
 type boundSMTP struct {
@@ -110,6 +111,7 @@ type boundSMTP struct {
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	s.decisions = s.metrics.Decisions
+	s.recorder = &stats.Recorder{Source: func() map[string]int64 { return s.decisions() }, Log: log.With("component", "stats")}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -118,6 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if s.store, err = OpenStore(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	s.recorder.Store = s.store
 	s.lists = lists.New()
 	if err = s.lists.Reload(ctx, s.store); err != nil {
 		return nil, err
@@ -453,8 +456,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
 	if s.decisions != nil {
-		rec := &stats.Recorder{Store: s.store, Source: s.decisions, Log: s.log.With("component", "stats")}
-		wg.Go(func() { rec.Run(bg) }) // its last write comes after the listeners stopped
+		wg.Go(func() { s.recorder.Run(bg) }) // its last write comes after the listeners stopped
 	}
 	if s.harvest != nil {
 		wg.Go(func() { s.harvest.Run(bg) })

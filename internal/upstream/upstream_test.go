@@ -390,6 +390,8 @@ func TestConnectionLostAfterDot(t *testing.T) {
 	if res.Server != a.Addr {
 		t.Errorf("Result.Server = %q, want %q", res.Server, a.Addr)
 	}
+	// The test server records the message after its handler has cut the connection: wait.
+	waitFor(t, "the first server's delivery", func() bool { return len(a.messages()) == 1 })
 	if len(a.messages()) != 1 || b.connCount() != 0 {
 		t.Errorf("first server has %d messages, second %d connections; want exactly one delivery", len(a.messages()), b.connCount())
 	}
