@@ -23,7 +23,8 @@ type Item struct {
 	Subject  string // as held (RFC 2047 words are decoded for display)
 	Received time.Time
 	Size     int64
-	Reason   string // why it was held; the held record keeps no authentication result
+	Reason   string // why it was held
+	Auth     string // the sender authentication (Authentication-Results style); "" if not checked
 	URL      string // {base_url}/d/{token}
 }
 
@@ -117,6 +118,14 @@ func Display(s string) string {
 	return s
 }
 
+// authText is the authentication result to show, or none when there is none.
+func authText(auth, none string) string {
+	if auth == "" {
+		return none
+	}
+	return Display(auth)
+}
+
 func sender(from string) string {
 	if from == "" {
 		return "<>"
@@ -130,8 +139,8 @@ func textJA(items []Item, more int) string {
 		"リンクを開き、ページのボタンで配送または削除してください。\n" +
 		"保留したメールは期限が過ぎると削除されます。\n\n")
 	for i, it := range items {
-		fmt.Fprintf(&b, "%d. 差出人: %s\n   件名: %s\n   受信: %s\n   サイズ: %d バイト\n   理由: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, Display(it.Reason), it.URL)
+		fmt.Fprintf(&b, "%d. 差出人: %s\n   件名: %s\n   受信: %s\n   サイズ: %d バイト\n   送信者認証: %s\n   理由: %s\n   %s\n\n",
+			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "未確認"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "ほか %d 通\n\n", more)
@@ -146,8 +155,8 @@ func textEN(items []Item, more int) string {
 		"a message with the buttons on its page. Held mail is deleted when it\n" +
 		"expires.\n\n")
 	for i, it := range items {
-		fmt.Fprintf(&b, "%d. From: %s\n   Subject: %s\n   Received: %s\n   Size: %d bytes\n   Held because: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, Display(it.Reason), it.URL)
+		fmt.Fprintf(&b, "%d. From: %s\n   Subject: %s\n   Received: %s\n   Size: %d bytes\n   Sender authentication: %s\n   Held because: %s\n   %s\n\n",
+			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "not checked"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "and %d more\n\n", more)

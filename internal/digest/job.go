@@ -96,7 +96,7 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 				owner = r.Rcpt
 			}
 			byOwner[owner] = append(byOwner[owner], Item{
-				From: h.From, Subject: h.Subject, Received: h.Received, Size: h.Size, Reason: r.Reason,
+				From: h.From, Subject: h.Subject, Received: h.Received, Size: h.Size, Reason: r.Reason, Auth: h.Auth,
 				URL: j.BaseURL + "/d/" + j.Tokens.Make(h.ID, r.Rcpt),
 			})
 		}

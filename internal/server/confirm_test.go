@@ -180,6 +180,14 @@ func TestForgedAndUnauthenticatedHeldSilently(t *testing.T) {
 	if len(held) != 2 {
 		t.Fatalf("held %d messages, want both", len(held))
 	}
+	// What the digest and the held-mail pages show the recipient about each sender.
+	auth := map[string]string{}
+	for _, h := range held {
+		auth[h.From] = h.Auth
+	}
+	if !strings.HasPrefix(auth["ceo@bank.test"], "spf=fail") || !strings.HasPrefix(auth["nobody@nospf.test"], "spf=none") {
+		t.Errorf("held mail's authentication = %q, want spf=fail for the forgery and spf=none for the other", auth)
+	}
 	if due, err := srv.Store().OutboxDue(t.Context(), time.Now().Add(24*time.Hour), 10); err != nil || len(due) != 0 {
 		t.Fatalf("outbox = %d messages (%v): a forged or unauthenticated sender was challenged", len(due), err)
 	}

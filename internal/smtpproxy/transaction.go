@@ -175,6 +175,9 @@ func (t *transaction) hold() (string, error) {
 		Received: now, Expires: now.Add(s.cfg.HoldFor), ClientIP: s.clientIP.String(),
 		Helo: s.conn.Hostname(), From: s.from.Key(), Subject: t.hdr.Subject, Rcpts: t.held,
 	}
+	if s.p.deps.Auth != nil { // for the digest and the held-mail pages: who may this be?
+		h.Auth = t.authResult().String()
+	}
 	if err := st.Hold(s.ctx, &h, t.msg); err != nil {
 		s.log.Error("hold message", "id", s.id, "err", err)
 		return "", errLocal

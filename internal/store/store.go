@@ -134,7 +134,10 @@ type Held struct {
 	From     string
 	Subject  string
 	Size     int64
-	Rcpts    []HeldRcpt
+	// Auth is the sender authentication when the message was held, in the style of
+	// Authentication-Results ("spf=pass smtp.mailfrom=x.jp; dkim=none"); "" if not checked.
+	Auth  string
+	Rcpts []HeldRcpt
 }
 
 // HeldQuery selects held messages.

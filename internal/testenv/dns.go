@@ -22,14 +22,21 @@ type DNS struct {
 // NewDNS starts a DNS server that stops with the test.
 func NewDNS(t testing.TB) *DNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// UDP and TCP on one port: a free UDP port may be taken for TCP; try another.
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatal(err)
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	d := &DNS{Addr: pc.LocalAddr().String(), txt: map[string][]string{}}
 	udp := &dns.Server{PacketConn: pc, Handler: d}

@@ -46,6 +46,7 @@ type digestPage struct {
 	Size     string
 	Rcpt     string
 	Reason   string
+	Auth     string // the sender authentication; "" when not checked
 	View     string
 }
 
@@ -102,7 +103,7 @@ func (d *Digest) showForm(w http.ResponseWriter, r *http.Request, h store.Held, 
 	d.render(w, r, http.StatusOK, digestPage{
 		State: state, From: digest.Display(from), Subject: digest.Display(h.Subject),
 		Received: h.Received.Local().Format("2006-01-02 15:04"), Size: strconv.FormatInt(h.Size, 10),
-		Rcpt: rcpt.Rcpt, Reason: digest.Display(rcpt.Reason),
+		Rcpt: rcpt.Rcpt, Reason: digest.Display(rcpt.Reason), Auth: digest.Display(h.Auth),
 		View: viewTokens{d.Key}.issue(challenge.HashToken(r.PathValue("token")), d.Now()),
 	})
 }

@@ -109,24 +109,24 @@ func (d *DB) Hold(ctx context.Context, h *store.Held, data []byte) error {
 		rcpts[i], owners[i], reasons[i] = r.Rcpt, r.Owner, r.Reason
 	}
 	_, err := d.pool.Exec(ctx, `WITH m AS (
-			INSERT INTO held_messages (id, received, expires, client_ip, helo, mail_from, subject, size, data)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id)
+			INSERT INTO held_messages (id, received, expires, client_ip, helo, mail_from, subject, size, auth, data)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id)
 		INSERT INTO held_rcpts (message_id, rcpt, owner, reason)
-		SELECT m.id, r.rcpt, r.owner, r.reason FROM m, unnest($10::text[], $11::text[], $12::text[]) AS r (rcpt, owner, reason)
+		SELECT m.id, r.rcpt, r.owner, r.reason FROM m, unnest($11::text[], $12::text[], $13::text[]) AS r (rcpt, owner, reason)
 		ON CONFLICT DO NOTHING`,
-		h.ID, ms(h.Received), ms(h.Expires), h.ClientIP, h.Helo, h.From, h.Subject, h.Size, data, rcpts, owners, reasons)
+		h.ID, ms(h.Received), ms(h.Expires), h.ClientIP, h.Helo, h.From, h.Subject, h.Size, h.Auth, data, rcpts, owners, reasons)
 	if err != nil {
 		return fmt.Errorf("hold: %w", err)
 	}
 	return nil
 }
 
-const heldCols = `id, received, expires, client_ip, helo, mail_from, subject, size`
+const heldCols = `id, received, expires, client_ip, helo, mail_from, subject, size, auth`
 
 func scanHeld(r scanner, more ...any) (store.Held, error) {
 	var h store.Held
 	var received, expires int64
-	dest := append([]any{&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size}, more...)
+	dest := append([]any{&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth}, more...)
 	err := r.Scan(dest...)
 	h.Received, h.Expires = fromMS(received), fromMS(expires)
 	return h, err

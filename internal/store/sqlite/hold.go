@@ -112,8 +112,8 @@ func (s *DB) commitGroup(group []*holdReq) {
 
 // insertHeld writes one held message and its recipients.
 func insertHeld(ctx context.Context, tx *sql.Tx, h *store.Held, data []byte) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO held_messages (id, received, expires, client_ip, helo, mail_from, subject, size, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.ID, ms(h.Received), ms(h.Expires), h.ClientIP, h.Helo, h.From, h.Subject, h.Size, data)
+	_, err := tx.ExecContext(ctx, `INSERT INTO held_messages (id, received, expires, client_ip, helo, mail_from, subject, size, auth, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.ID, ms(h.Received), ms(h.Expires), h.ClientIP, h.Helo, h.From, h.Subject, h.Size, h.Auth, data)
 	if err != nil {
 		return err
 	}

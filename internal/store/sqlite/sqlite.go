@@ -476,12 +476,12 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-const heldCols = `m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size`
+const heldCols = `m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth`
 
 func scanHeld(r scanner) (store.Held, error) {
 	var h store.Held
 	var received, expires int64
-	err := r.Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size)
+	err := r.Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth)
 	h.Received, h.Expires = fromMS(received), fromMS(expires)
 	return h, err
 }
@@ -553,9 +553,9 @@ func (s *DB) HeldGet(ctx context.Context, id string) (store.Held, []byte, error)
 	var data []byte
 	var h store.Held
 	var received, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.data
+	err := s.db.QueryRowContext(ctx, `SELECT m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth, m.data
 		FROM held_messages m WHERE m.id = ?`, id).
-		Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &data)
+		Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil, store.ErrNotFound
 	}

@@ -234,6 +234,7 @@ func testHeld(t *testing.T, s store.Store) {
 	data := []byte("Subject: hi\r\n\r\nbody\r\n")
 	h := store.Held{
 		Expires: time.Now().Add(time.Hour), ClientIP: "192.0.2.9", Helo: "h.test", From: "s@x.test", Subject: "hi",
+		Auth:  "spf=pass smtp.mailfrom=x.test; dkim=none",
 		Rcpts: []store.HeldRcpt{{Rcpt: "a@example.jp", Owner: "a@example.jp", Reason: "unknown"}, {Rcpt: "b@example.jp", Owner: "b@example.jp", Reason: "unknown"}},
 	}
 	if err := s.Hold(ctx, &h, data); err != nil {
@@ -243,7 +244,7 @@ func testHeld(t *testing.T, s store.Store) {
 		t.Fatalf("Hold set ID %q size %d", h.ID, h.Size)
 	}
 	got, body, err := s.HeldGet(ctx, h.ID)
-	if err != nil || !bytes.Equal(body, data) || len(got.Rcpts) != 2 || got.From != "s@x.test" {
+	if err != nil || !bytes.Equal(body, data) || len(got.Rcpts) != 2 || got.From != "s@x.test" || got.Auth != h.Auth {
 		t.Fatalf("HeldGet = %+v %q %v", got, body, err)
 	}
 	if n, _ := s.HeldCount(ctx, "s@x.test"); n != 1 {
@@ -253,7 +254,7 @@ func testHeld(t *testing.T, s store.Store) {
 		t.Fatalf("HeldStats = %d, %d, %v; want 1, %d", n, size, err, len(data))
 	}
 	forB, err := s.HeldList(ctx, store.HeldQuery{Owner: "b@example.jp"})
-	if err != nil || len(forB) != 1 {
+	if err != nil || len(forB) != 1 || forB[0].Auth != h.Auth {
 		t.Fatalf("HeldList(owner b) = %+v, %v", forB, err)
 	}
 	none, _ := s.HeldList(ctx, store.HeldQuery{Owner: "c@example.jp"})
