@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/challenge"
+	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
 )
@@ -172,5 +173,48 @@ root = %q
 	}
 	if time.Since(h.Trap.Planted) > time.Minute || h.At.Before(h.Trap.Planted) {
 		t.Errorf("times: planted %v, hit %v", h.Trap.Planted, h.At)
+	}
+
+	// An admin, from 127.0.0.1 (in admin_networks), sees the link on the harvest-trap page.
+	pwHash, err := password.Hash("interop-admin-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutUser(t.Context(), store.User{Address: "admin@example.jp", PasswordHash: pwHash, Admin: true}); err != nil {
+		t.Fatal(err)
+	}
+	jar := filepath.Join(t.TempDir(), "cookies")
+	_, port, _ := net.SplitHostPort(webAddr)
+	admin := func(path string, form ...string) (int, string) {
+		t.Helper()
+		args := []string{"-sS", "-k", "--max-time", "10", "--interface", "127.0.0.1", "-c", jar, "-b", jar,
+			"--resolve", appHost + ":" + port + ":127.0.0.1", "-w", "\n%{http_code}"}
+		for _, f := range form {
+			args = append(args, "--data-urlencode", f)
+		}
+		out, err := runCmd(30*time.Second, requireBin(t, "curl", "curl"), append(args, "https://"+appHost+":"+port+path)...)
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", path, err, out)
+		}
+		i := strings.LastIndexByte(out, '\n')
+		code, _ := strconv.Atoi(out[i+1:])
+		return code, out[:i]
+	}
+	_, form := admin("/login")
+	m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(form)
+	if m == nil {
+		t.Fatalf("login form:\n%s", form)
+	}
+	if code, body := admin("/login", "token="+m[1], "address=admin@example.jp", "password=interop-admin-pw"); code != 303 {
+		t.Fatalf("admin login: %d\n%s", code, body)
+	}
+	code, page := admin("/admin/traps")
+	if code != 200 {
+		t.Fatalf("GET /admin/traps: %d\n%s", code, page)
+	}
+	for _, want := range []string{trap, harvesterIP, "InteropHarvester/1.0", spammerIP, "bulk@spam.test"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the harvest-trap admin page lacks %q\n%s", want, page)
+		}
 	}
 }
