@@ -2,53 +2,22 @@ package web
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
+
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // Lang is a page language.
-type Lang string
+type Lang = webui.Lang
 
 // The languages of the pages.
 const (
-	Ja Lang = "ja"
-	En Lang = "en"
+	Ja = webui.Ja
+	En = webui.En
 )
 
-// pickLang chooses Japanese or English from Accept-Language (the highest q wins; English
-// when neither is asked for). A ?lang= parameter overrides it.
-func pickLang(r *http.Request) Lang {
-	switch r.URL.Query().Get("lang") {
-	case "ja":
-		return Ja
-	case "en":
-		return En
-	}
-	best, bestQ := En, -1.0
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		q := 1.0
-		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				q = f
-			}
-		}
-		tag = strings.ToLower(tag)
-		var l Lang
-		switch {
-		case tag == "ja" || strings.HasPrefix(tag, "ja-"):
-			l = Ja
-		case tag == "en" || strings.HasPrefix(tag, "en-"):
-			l = En
-		default:
-			continue
-		}
-		if q > bestQ {
-			best, bestQ = l, q
-		}
-	}
-	return best
-}
+// pickLang chooses the language of a page (see webui.PickLang: ?lang=, the remembered
+// choice, Accept-Language).
+func pickLang(r *http.Request) Lang { return webui.PickLang(r) }
 
 // text is the message catalogue of the confirmation and digest pages (d_: digest).
 var text = map[Lang]map[string]string{
