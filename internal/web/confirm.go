@@ -12,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/internal/challenge"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 //go:embed templates/*.html
@@ -73,11 +74,8 @@ func (c *Confirm) render(w http.ResponseWriter, r *http.Request, status int, p c
 // pageHeaders are the headers of the pages reached from a mail without a login (confirm,
 // digest): not cached, not framed, no referrer (the URL is the credential), no scripts.
 func pageHeaders(w http.ResponseWriter) {
+	webui.SecurityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
 }
 
 // lookup finds the AUDIR entry of the token in the request. It renders the 404 or 410 page
