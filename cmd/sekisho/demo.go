@@ -14,8 +14,10 @@ import (
 
 	"github.com/sekisho/sekisho/internal/config"
 	"github.com/sekisho/sekisho/internal/demo"
+	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/server"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/webauth"
 )
 
 // demoConfig is the demo's configuration: loopback ports, data in a temporary directory,
@@ -106,6 +108,14 @@ func cmdDemo(ctx context.Context, args []string, e env) error {
 	if err == nil {
 		err = srv.Store().Put(ctx, store.Entry{List: store.Decoy, Key: "trap@example.jp", Note: "demo"})
 	}
+	// taro, the demo's user, may log in to the portal and, from the loopback, the admin pages.
+	demoPassword := webauth.RandomToken()[:16]
+	if err == nil {
+		var hash string
+		if hash, err = password.Hash(demoPassword); err == nil {
+			err = srv.Store().PutUser(ctx, store.User{Address: "taro@example.jp", PasswordHash: hash, Admin: true})
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -130,8 +140,11 @@ Configuration: %[2]s (removed on exit). Try, from another terminal:
   swaks --server %[1]s --local-interface 127.0.0.3 -f s@spam.test -t trap@example.jp          # decoy: 127.0.0.3 blacklisted
   sekisho list show black -config %[2]s
 
+Portal and admin pages: %[4]s/login as taro@example.jp, password %[5]s
+(make an alias, whitelist a sender, release held mail; /admin/ for the charts and the lists).
+
 Stop with Ctrl-C.
-`, srv.SMTPAddrs()[0], cfgPath, pageLn.Addr(), baseURL)
+`, srv.SMTPAddrs()[0], cfgPath, pageLn.Addr(), baseURL, demoPassword)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return srv.Run(ctx, shutdownGrace)
