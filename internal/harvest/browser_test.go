@@ -2,13 +2,11 @@ package harvest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/png"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -50,7 +48,6 @@ section p:last-child { margin-bottom: 0; }
 // A seeded page looks exactly like the unseeded one in headless Chromium, and its link is
 // rendered nowhere and is out of the accessibility tree.
 func TestSeededPageScreenshot(t *testing.T) {
-	bin := chromium(t)
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte(browserPage), 0o644); err != nil {
 		t.Fatal(err)
@@ -66,18 +63,8 @@ func TestSeededPageScreenshot(t *testing.T) {
 	plain := httptest.NewServer(f)
 	defer plain.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin),
-		chromedp.WindowSize(1024, 768), chromedp.Flag("hide-scrollbars", true),
+	ctx := testenv.Browser(t, "ja", chromedp.WindowSize(1024, 768), chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("force-color-profile", "srgb"), chromedp.Flag("font-render-hinting", "none"))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
 
 	shot := func(url string) (image.Image, int, bool) {
 		t.Helper()
@@ -118,21 +105,6 @@ func TestSeededPageScreenshot(t *testing.T) {
 	if diff := pixelDiff(want, got); diff != "" {
 		t.Errorf("seeded page differs from the unseeded one: %s", diff)
 	}
-}
-
-// chromium finds the browser; missing, it fails in CI and skips elsewhere.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found: install the Debian packages chromium and fonts-noto-cjk (CI=true: this test must run)")
-	}
-	t.Skip("chromium not found (Debian package chromium)")
-	return ""
 }
 
 func decodePNG(t *testing.T, b []byte) image.Image {
