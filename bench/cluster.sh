@@ -136,34 +136,16 @@ fi
 node_config() {
   local name=$1 port=$2 d=$WORK/$1
   mkdir -p "$d/data"
-  cat >"$d/sekisho.toml" <<EOF
-hostname = "$name.bench.test"
-data_dir = "$d/data"
-
-[log]
-level = "info"
-
-[smtp]
-local_domains = ["bench.test"]
-relay_networks = []
-
-[[smtp.listener]]
-address = "127.0.0.1:$port"
-role = "mx"
-tls = "none"
-
-[smtp.upstream]
-servers = ["127.0.0.1:$SINK_PORT"]
-tls = "none"
-
-[antispam]
-sender_auth = "${SENDER_AUTH:-off}"
+  {
+    mx_config "$name.bench.test" "$d/data" "$port" "$SINK_PORT"
+    cat <<EOF
 
 [store]
 driver = "postgres"
 dsn = "$SEKISHO_DSN"
 node_id = "$name"
 EOF
+  } >"$d/sekisho.toml"
   "$SEKISHO" check -config "$d/sekisho.toml" >/dev/null || die "sekisho check failed for $name"
 }
 node_start() {  # node_start NAME PORT — sets NODE_PID

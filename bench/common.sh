@@ -1,4 +1,4 @@
-# common.sh — helpers shared by bench/{smtp,cluster,idle}.sh. Sourced, not run.
+# common.sh — helpers shared by bench/{smtp,cluster,idle,harvest}.sh. Sourced, not run.
 # It makes the work directory $WORK (prefix $1), keeps the PIDs of what a script starts in
 # PIDS (stopped in reverse order at exit), runs CLEANUP_HOOKS before the work directory
 # goes, and keeps the directory when KEEP_WORK=1 or the script failed.
@@ -47,4 +47,35 @@ wait_port() {
     sleep 0.1
   done
   return 1
+}
+
+# mx_config HOSTNAME DATA_DIR PORT UPSTREAM_PORT — the sekisho configuration the SMTP benches
+# share, on stdout: log level info, every client an outside sender (relay_networks = []), one
+# mx listener and the upstream without TLS. Callers append tables of their own.
+mx_config() {
+  cat <<CONF
+hostname = "$1"
+data_dir = "$2"
+
+[log]
+level = "info"
+
+[smtp]
+local_domains = ["bench.test"]
+relay_networks = []
+
+[[smtp.listener]]
+address = "127.0.0.1:$3"
+role = "mx"
+tls = "none"
+
+[smtp.upstream]
+servers = ["127.0.0.1:$4"]
+tls = "none"
+
+# This machine has no DNS for sender.test: SPF/DKIM of the whitelisted sender would cost one
+# failed lookup per message; in production the answers are cached per TTL.
+[antispam]
+sender_auth = "${SENDER_AUTH:-off}"
+CONF
 }

@@ -40,26 +40,7 @@ fi
 (cd "$REPO" && go build -o "$WORK/idleconns" ./bench/idleconns) || die "go build idleconns failed"
 
 mkdir -p "$WORK/data"
-cat >"$WORK/sekisho.toml" <<EOF
-hostname = "mx.bench.test"
-data_dir = "$WORK/data"
-
-[log]
-level = "info"
-
-[smtp]
-local_domains = ["bench.test"]
-relay_networks = []
-
-[[smtp.listener]]
-address = "127.0.0.1:$PORT"
-role = "mx"
-tls = "none"
-
-[smtp.upstream]
-servers = ["127.0.0.1:$UPSTREAM_PORT"]
-tls = "none"
-EOF
+mx_config mx.bench.test "$WORK/data" "$PORT" "$UPSTREAM_PORT" >"$WORK/sekisho.toml"
 "$SEKISHO" serve -config "$WORK/sekisho.toml" 2>"$WORK/sekisho.log" &
 SPID=$!
 PIDS+=("$SPID")

@@ -64,31 +64,7 @@ sekisho_start() {
   local name=$1 port=$2 up=$3 d=$WORK/$1 w
   shift 3
   mkdir -p "$d/data"
-  cat >"$d/sekisho.toml" <<EOF
-hostname = "mx.bench.test"
-data_dir = "$d/data"
-
-[log]
-level = "info"
-
-[smtp]
-local_domains = ["bench.test"]
-relay_networks = []
-
-[[smtp.listener]]
-address = "127.0.0.1:$port"
-role = "mx"
-tls = "none"
-
-[smtp.upstream]
-servers = ["127.0.0.1:$up"]
-tls = "none"
-
-# This machine has no DNS for sender.test: SPF/DKIM of the whitelisted sender would cost one
-# failed lookup per message; in production the answers are cached per TTL.
-[antispam]
-sender_auth = "${SENDER_AUTH:-off}"
-EOF
+  mx_config mx.bench.test "$d/data" "$port" "$up" >"$d/sekisho.toml"
   "$SEKISHO" check -config "$d/sekisho.toml" >/dev/null || die "sekisho check failed"
   for w in bench@sender.test "$@"; do
     "$SEKISHO" list add white "$w" -config "$d/sekisho.toml" >/dev/null || die "sekisho list add white $w failed"
