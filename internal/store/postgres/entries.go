@@ -212,12 +212,17 @@ func (d *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 
 // Hit implements store.Store.
 func (d *DB) Hit(ctx context.Context, l store.List, key, kind, owner, sender string, at time.Time) error {
-	_, err := d.pool.Exec(ctx, `UPDATE entries SET hits = hits + 1, last_hit = $1, last_sender = $2
-		WHERE list = $3 AND key = $4 AND kind = $5 AND owner = $6`, ms(at), sender, string(l), key, kind, owner)
-	if err == nil && l == store.Alias {
-		_, err = d.pool.Exec(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES ($1, $2, 1, $3, $3)
+	const count = `UPDATE entries SET hits = hits + 1, last_hit = $1, last_sender = $2
+		WHERE list = $3 AND key = $4 AND kind = $5 AND owner = $6`
+	var err error
+	if l == store.Alias {
+		// One statement (one round trip, one commit) counts the use and the sender's domain.
+		_, err = d.pool.Exec(ctx, `WITH counted AS (`+count+` RETURNING 1)
+			INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES ($4, $7, 1, $1, $1)
 			ON CONFLICT (alias, domain) DO UPDATE SET hits = alias_senders.hits + 1, last = excluded.last`,
-			key, store.SenderDomain(sender), ms(at))
+			ms(at), sender, string(l), key, kind, owner, store.SenderDomain(sender))
+	} else {
+		_, err = d.pool.Exec(ctx, count, ms(at), sender, string(l), key, kind, owner)
 	}
 	if err != nil {
 		return fmt.Errorf("hit %s %q: %w", l, key, err)
