@@ -27,7 +27,7 @@ func benchForward(b *testing.B, viaProxy bool) {
 		p, err := New(Options{Rules: netacl.Rules{
 			AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			DenyNetworks:  []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")},
-		}}, Deps{Lists: lists.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}) // production level: info, one line per request
+		}}, Deps{ProxyDeps: netacl.ProxyDeps{Lists: lists.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}) // production level: info, one line per request
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -90,15 +90,7 @@ func (o *Options) setDefaults() {
 
 // Deps are the parts the proxy works with.
 type Deps struct {
-	Lists       netacl.Lists       // required
-	Users       netacl.Users       // required when Options.Auth
-	Blacklister netacl.Blacklister // nil: probes are refused, counted and logged only
-	Logger      *slog.Logger       // nil: discard
-	Now         func() time.Time
-	// Resolver and Dial reach origins; nil: the system resolver and a net.Dialer. Dial only
-	// ever gets address literals that netacl allowed.
-	Resolver netacl.Resolver
-	Dial     netacl.DialFunc
+	netacl.ProxyDeps // Users is required when Options.Auth
 	// Metrics counts requests, bytes and refusals (proxy "http"); nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -159,41 +151,22 @@ type Proxy struct {
 // New returns a Proxy for opts. It reads this host's interface addresses, which are never
 // a destination (see netacl.Self).
 func New(opts Options, deps Deps) (*Proxy, error) {
-	if deps.Lists == nil {
-		return nil, errors.New("fwdproxy: Deps.Lists is required")
-	}
-	if opts.Auth && deps.Users == nil {
-		return nil, errors.New("fwdproxy: auth needs Deps.Users")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Resolver == nil {
-		deps.Resolver = &net.Resolver{}
-	}
-	if deps.Dial == nil {
-		deps.Dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
-	}
-	local, err := netacl.LocalAddrs()
+	pd, err := deps.Prepare(opts.Auth)
 	if err != nil {
 		return nil, fmt.Errorf("fwdproxy: %w", err)
 	}
+	deps.ProxyDeps = pd.ProxyDeps
 	opts.setDefaults()
 	p := &Proxy{
 		deps:    deps,
 		log:     deps.Logger,
 		now:     deps.Now,
-		dialer:  netacl.Dialer{Resolver: deps.Resolver, Dial: deps.Dial},
-		self:    netacl.Self{Addrs: local},
+		dialer:  pd.Dialer,
+		self:    pd.Self,
+		auth:    pd.Auth,
 		tunnels: map[*tunnel.Tunnel]struct{}{},
 		bufs:    tunnel.BufferPool{Size: 64 << 10},
 		metrics: deps.Metrics.Proxy(metrics.ProxyHTTP),
-	}
-	if deps.Users != nil {
-		p.auth = netacl.NewAuthenticator(deps.Users, 0, deps.Now)
 	}
 	if err := p.apply(opts); err != nil {
 		return nil, err

@@ -88,7 +88,7 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	}
 	log, logs := testenv.RecordingLogger(t)
 	h.logs = logs
-	deps := Deps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial}
+	deps := Deps{ProxyDeps: netacl.ProxyDeps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial}}
 	p, err := New(opts, deps)
 	if err != nil {
 		t.Fatal(err)

@@ -98,10 +98,9 @@ func (s *Server) buildProxies() error {
 	cfg := s.cfg
 	s.px.bl = newBlacklister(s.store, s.lists, cfg.Antispam.BlackTTL.Duration)
 	if len(cfg.HTTPProxy.Listen) > 0 {
-		p, err := fwdproxy.New(fwdOptions(cfg), fwdproxy.Deps{
+		p, err := fwdproxy.New(fwdOptions(cfg), fwdproxy.Deps{ProxyDeps: netacl.ProxyDeps{
 			Lists: s.lists, Users: s.store, Blacklister: s.px.bl, Logger: s.log.With("component", "http_proxy"),
-			Metrics: s.metrics,
-		})
+		}, Metrics: s.metrics})
 		if err != nil {
 			return fmt.Errorf("http_proxy: %w", err)
 		}
@@ -115,10 +114,9 @@ func (s *Server) buildProxies() error {
 		}
 	}
 	if len(cfg.Socks.Listen) > 0 {
-		p, err := socks5.New(socksOptions(cfg), socks5.Deps{
+		p, err := socks5.New(socksOptions(cfg), socks5.Deps{ProxyDeps: netacl.ProxyDeps{
 			Lists: s.lists, Users: s.store, Blacklister: s.px.bl, Logger: s.log.With("component", "socks"),
-			Metrics: s.metrics,
-		})
+		}, Metrics: s.metrics})
 		if err != nil {
 			return fmt.Errorf("socks: %w", err)
 		}

@@ -87,7 +87,7 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	}
 	log, logs := testenv.RecordingLogger(t)
 	h.logs = logs
-	p, err := New(opts, Deps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial})
+	p, err := New(opts, Deps{ProxyDeps: netacl.ProxyDeps{Lists: l, Users: st, Blacklister: h.bl, Logger: log, Resolver: hc.resolver, Dial: h.dials.dial}})
 	if err != nil {
 		t.Fatal(err)
 	}
