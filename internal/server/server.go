@@ -96,10 +96,9 @@ type Server struct {
 	digest   *digest.Job      // digest = "daily"
 	harvest  *harvest.Planter // harvest traps in served pages; nil when decoy_seed is empty
 	auth     *webauth.Auth    // logins and sessions of the portal and admin pages
-	// decisions reads the cumulative decision counters (SetDecisions; default the metrics'
-	// Decisions); nil: no counts over time are recorded.
-	decisions func() map[string]int64
-	recorder  *stats.Recorder // reads decisions; Run runs it when decisions is set
+	// recorder writes the decision counts over time for the admin charts; its Source is
+	// the metrics' Decisions (SetDecisions), and Run runs it when Source is set.
+	recorder *stats.Recorder
 }
 
 type boundSMTP struct {
@@ -110,8 +109,7 @@ type boundSMTP struct {
 // New builds every part and binds every listener; on error nothing is left running.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
-	s.decisions = s.metrics.Decisions
-	s.recorder = &stats.Recorder{Source: func() map[string]int64 { return s.decisions() }, Log: log.With("component", "stats")}
+	s.recorder = &stats.Recorder{Source: s.metrics.Decisions, Log: log.With("component", "stats")}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -406,7 +404,7 @@ func restartKeys(old, new *config.Config) []string {
 // SetDecisions sets where the counts of decisions over time come from: cumulative totals by
 // name (stats.Decisions), read every minute and added to the store's minute buckets for the
 // admin charts. The default is this server's metrics; call it before Run.
-func (s *Server) SetDecisions(totals func() map[string]int64) { s.decisions = totals }
+func (s *Server) SetDecisions(totals func() map[string]int64) { s.recorder.Source = totals }
 
 // SMTPAddrs returns the bound addresses of the SMTP listeners (useful with port 0).
 func (s *Server) SMTPAddrs() []net.Addr {
@@ -455,7 +453,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	wg.Go(func() { s.lists.Follow(bg, s.store, every, wake, s.log.With("component", "lists")) })
 	wg.Go(func() { s.expireLoop(bg) })
-	if s.decisions != nil {
+	if s.recorder.Source != nil {
 		wg.Go(func() { s.recorder.Run(bg) }) // its last write comes after the listeners stopped
 	}
 	if s.harvest != nil {
