@@ -14,13 +14,14 @@ import (
 // Tunnel relays bytes both ways between a client and an origin until both directions have
 // ended, one fails, no byte moved either way for idle, or close is called (Shutdown).
 //
-// Each direction is a read/write loop that stamps the time of every chunk; one timer per
-// tunnel closes both connections when neither direction moved for idle. There are no
-// per-read deadlines, so one direction may be silent for hours while the other streams (a
-// download). A peer that stops reading stalls its direction, which then shows no progress.
-//
-// Not io.Copy's splice(2): splice shows no progress until it returns, and renewing read
-// deadlines to make it return stalled transfers for hundreds of milliseconds on Linux 6.x.
+// Between two TCP connections on Linux each direction is one splice(2) loop in the kernel
+// (io.Copy to a *net.TCPConn): the bytes never come up to user space. Otherwise each
+// direction is a read/write loop that stamps the time of every chunk. One timer per tunnel
+// closes both connections when neither direction moved for idle: it asks the kernel when
+// each socket last sent or received data (TCP_INFO) where it can, and reads the stamps
+// otherwise. There are no per-read deadlines, so one direction may be silent for hours while
+// the other streams (a download). A peer that stops reading stalls its direction, which then
+// shows no progress.
 type Tunnel struct {
 	client, origin net.Conn
 	idle           time.Duration
@@ -30,17 +31,18 @@ type Tunnel struct {
 	idled          atomic.Bool
 	once           sync.Once
 	timer          *time.Timer
+	kernel         bool // both ends are TCP sockets whose activity the kernel reports
 }
 
 // New returns a tunnel between client and origin that closes both after idle without traffic.
 func New(client, origin net.Conn, idle time.Duration, bufs *BufferPool) *Tunnel {
 	t := &Tunnel{client: client, origin: origin, idle: idle, bufs: bufs}
+	t.kernel = canSplice(client, origin)
 	t.touch()
 	t.timer = time.AfterFunc(math.MaxInt64, t.checkIdle)
 	return t
 }
 
-// run relays until the tunnel ends and returns the bytes moved each way.
 // Run relays until both directions end and returns the bytes sent up (client to origin) and
 // down.
 func (t *Tunnel) Run() (up, down int64) {
@@ -55,6 +57,9 @@ func (t *Tunnel) Run() (up, down int64) {
 }
 
 func (t *Tunnel) pipe(dst, src net.Conn) int64 {
+	if t.kernel {
+		return t.splice(dst, src)
+	}
 	buf := t.bufs.Get()
 	defer t.bufs.Put(buf)
 	var total int64
@@ -91,6 +96,9 @@ func (t *Tunnel) checkIdle() {
 		return
 	}
 	quiet := time.Since(time.Unix(0, t.last.Load()))
+	if t.kernel {
+		quiet = min(quiet, sinceData(t.client), sinceData(t.origin))
+	}
 	if quiet >= t.idle {
 		t.idled.Store(true)
 		t.Close()
@@ -99,7 +107,6 @@ func (t *Tunnel) checkIdle() {
 	t.timer.Reset(t.idle - quiet)
 }
 
-// close ends the tunnel: both connections are closed and both directions return.
 // Close closes both connections; Run returns.
 func (t *Tunnel) Close() {
 	t.once.Do(func() {
