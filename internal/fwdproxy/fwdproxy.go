@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/h1transport"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
@@ -121,7 +122,7 @@ type Proxy struct {
 	cur    atomic.Pointer[settings]
 	auth   *netacl.Authenticator
 	dialer netacl.Dialer
-	tr     *http.Transport
+	tr     *h1transport.Transport
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
 
@@ -172,19 +173,25 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		return nil, err
 	}
 	p.base, p.cancel = context.WithCancel(context.Background())
-	p.tr = &http.Transport{
-		Proxy:                  nil, // never chain to a proxy from the environment
-		DialContext:            p.dialOrigin,
-		ForceAttemptHTTP2:      true, // a custom DialContext turns HTTP/2 off otherwise
-		DisableCompression:     true, // pass Content-Encoding through as the client asked
-		TLSClientConfig:        opts.OriginTLS,
-		TLSHandshakeTimeout:    opts.DialTimeout,
-		MaxIdleConns:           4 * opts.MaxIdleConnsPerHost,
-		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:        90 * time.Second,
+	p.tr = &h1transport.Transport{
+		Dial:                   p.dialOrigin,
+		MaxIdlePerHost:         opts.MaxIdleConnsPerHost,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 256 << 10,
+		Fallback: &http.Transport{
+			Proxy:                  nil, // never chain to a proxy from the environment
+			DialContext:            p.dialOrigin,
+			ForceAttemptHTTP2:      true, // a custom DialContext turns HTTP/2 off otherwise
+			DisableCompression:     true, // pass Content-Encoding through as the client asked
+			TLSClientConfig:        opts.OriginTLS,
+			TLSHandshakeTimeout:    opts.DialTimeout,
+			MaxIdleConns:           4 * opts.MaxIdleConnsPerHost,
+			MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+			IdleConnTimeout:        90 * time.Second,
+			ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: 256 << 10,
+		},
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,

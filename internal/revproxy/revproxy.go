@@ -1,6 +1,8 @@
 // Package revproxy is sekisho's reverse proxy: one Route per [[web.route]] with upstreams
 // (SPEC §5). A Route forwards requests with net/http/httputil.ReverseProxy to one of several
-// backends, picked round_robin or least_conn among those that are up.
+// backends, picked round_robin or least_conn among those that are up. GET, HEAD and OPTIONS
+// without a body go over h1transport (no goroutine handoffs per request), the rest over
+// net/http's Transport.
 //
 // Backends go down and come back in two ways. Active checks (Start) request health_path on
 // every backend each health_interval: a backend that fails one is taken out, one that passes
@@ -30,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/h1transport"
 )
 
 // Defaults of the zero Options.
@@ -82,7 +86,7 @@ type Route struct {
 	ups       []*upstream
 	policy    selector
 	proxy     *httputil.ReverseProxy
-	transport *http.Transport
+	transport *h1transport.Transport
 	checker   *http.Client
 
 	requests atomic.Int64
@@ -147,14 +151,20 @@ func New(opts Options, deps Deps) (*Route, error) {
 		rt.ups = append(rt.ups, u)
 	}
 	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
-	rt.transport = &http.Transport{
-		DialContext:            dialer.DialContext,
-		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:        90 * time.Second,
+	rt.transport = &h1transport.Transport{
+		Dial:                   dialer.DialContext,
+		MaxIdlePerHost:         opts.MaxIdleConnsPerHost,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: opts.MaxResponseHeader,
-		DisableCompression:     true, // pass Accept-Encoding and bodies through untouched
+		Fallback: &http.Transport{
+			DialContext:            dialer.DialContext,
+			MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+			IdleConnTimeout:        90 * time.Second,
+			ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: opts.MaxResponseHeader,
+			DisableCompression:     true, // pass Accept-Encoding and bodies through untouched
+		},
 	}
 	rt.checker = &http.Client{
 		Transport: &http.Transport{
