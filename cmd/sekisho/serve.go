@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/logbuf"
 	"github.com/sekisho/sekisho/internal/server"
 )
 
@@ -34,6 +35,9 @@ func tuneGC() {
 	}
 }
 
+// logFlushInterval is the longest a log line of serve waits before it is written.
+const logFlushInterval = 100 * time.Millisecond
+
 // shutdownGrace is how long transactions in progress may take after SIGTERM.
 const shutdownGrace = 30 * time.Second
 
@@ -51,7 +55,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, e.stderr)
+	logs := logbuf.New(e.stderr, logFlushInterval)
+	defer logs.Close()
+	log := newLogger(cfg, logs)
 	tuneGC()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
