@@ -59,7 +59,7 @@ const (
 	DefaultCommandTimeout = 5 * time.Minute
 	DefaultDataTimeout    = 10 * time.Minute
 	DefaultRetryAfter     = 30 * time.Second
-	DefaultMaxIdle        = 4
+	DefaultMaxIdle        = 16
 	DefaultIdleTimeout    = 30 * time.Second
 )
 
@@ -103,7 +103,9 @@ type Options struct {
 	// RetryAfter is how long a failed server is skipped. Default 30s.
 	RetryAfter time.Duration
 	// MaxIdle is the number of idle connections kept per server for reuse.
-	// Default 4; negative means none (a new connection per message).
+	// Default 16, so that the connections of a burst of 20 sessions mostly
+	// stay for the next burst; negative means none (a new connection per
+	// message). Idle ones are closed after IdleTimeout.
 	MaxIdle int
 	// IdleTimeout closes connections idle this long. Default 30s.
 	IdleTimeout time.Duration

@@ -552,7 +552,7 @@ func TestNew(t *testing.T) {
 		o := p.opts
 		if o.Balance != BalanceRoundRobin || o.TLS != TLSOpportunistic || o.HeloName == "" ||
 			o.ConnectTimeout != 10*time.Second || o.CommandTimeout != 5*time.Minute || o.DataTimeout != 10*time.Minute ||
-			o.RetryAfter != 30*time.Second || o.MaxIdle != 4 || o.IdleTimeout != 30*time.Second {
+			o.RetryAfter != 30*time.Second || o.MaxIdle != 16 || o.IdleTimeout != 30*time.Second {
 			t.Errorf("defaults %+v", o)
 		}
 	})
