@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -25,8 +26,21 @@ const (
 	gcSoftLimit = 512 << 20
 )
 
-// tuneGC applies the GC defaults of serve.
-func tuneGC() {
+// minProcs is the fewest Ps (GOMAXPROCS) serve runs with when no CPU quota limits it. The
+// proxies spend most of their time in system calls, and on a host with few cores shared
+// with other processes (the mail server, the load) a P whose thread sits in a long write(2)
+// or was descheduled holds up the goroutines queued on it; more Ps than cores let the
+// kernel run the rest. On 2 cores with wrk and nginx beside it: reverse proxy 1 KB +21%,
+// 64 KB +6% with its p99 from 26 to 11 ms, forward proxy +12%, SMTP unchanged. Under a CPU
+// quota (Go's default then is below the CPU count) more Ps would only spend the quota
+// sooner, so the default stays.
+const minProcs = 8
+
+// tuneRuntime applies the GC and scheduler defaults of serve.
+func tuneRuntime() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) == runtime.NumCPU() && runtime.NumCPU() < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
@@ -58,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	logs := logbuf.New(e.stderr, logFlushInterval)
 	defer logs.Close()
 	log := newLogger(cfg, logs)
-	tuneGC()
+	tuneRuntime()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -70,7 +84,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		<-ctx.Done()
 		stop() // a second signal kills the process the default way
 	}()
-	log.Info("sekisho started", "version", version, "config", *path, "hostname", cfg.Hostname)
+	log.Info("sekisho started", "version", version, "config", *path, "hostname", cfg.Hostname, "procs", runtime.GOMAXPROCS(0))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
