@@ -179,6 +179,9 @@ func (t *Transport) exchange(c *conn, r *http.Request) (*http.Response, error) {
 	}
 	if t.ResponseHeaderTimeout > 0 {
 		c.nc.SetReadDeadline(time.Time{})
+		if r.Context().Err() != nil { // cancelled before the line above undid the cut
+			c.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 	}
 	reuse := !resp.Close && (resp.ContentLength >= 0 || isChunked(resp) || resp.Body == http.NoBody)
 	b := &body{rc: resp.Body, c: c, t: t, reuse: reuse, stop: stop}
@@ -350,17 +353,35 @@ func (t *Transport) put(c *conn) {
 		max = DefaultMaxIdlePerHost
 	}
 	c.usedAt = time.Now()
+	key := c.key
+	var expired []*conn
 	t.mu.Lock()
-	if len(t.idle[c.key]) < max && c.br.Buffered() == 0 {
-		if t.idle == nil {
-			t.idle = map[string][]*conn{}
-		}
-		t.idle[c.key] = append(t.idle[c.key], c)
+	list := t.idle[key]
+	// The oldest come first: those idle too long are closed here, so that connections the
+	// origin has closed meanwhile do not linger while traffic goes on.
+	n := 0
+	for n < len(list) && c.usedAt.Sub(list[n].usedAt) >= t.idleTimeout() {
+		n++
+	}
+	if n > 0 {
+		expired = append(expired, list[:n]...)
+		list = append(list[:0], list[n:]...)
+		clear(list[len(list):cap(list)])
+	}
+	if len(list) < max && c.br.Buffered() == 0 {
+		list = append(list, c)
 		c = nil
 	}
+	if t.idle == nil {
+		t.idle = map[string][]*conn{}
+	}
+	t.idle[key] = list
 	t.mu.Unlock()
 	if c != nil {
-		c.nc.Close()
+		expired = append(expired, c)
+	}
+	for _, e := range expired {
+		e.nc.Close()
 	}
 }
 

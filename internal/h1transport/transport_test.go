@@ -297,3 +297,43 @@ func TestOtherRequestsGoToTheFallback(t *testing.T) {
 		t.Errorf("fallback got %s, want %s", got, want)
 	}
 }
+
+func TestIdleConnectionsExpire(t *testing.T) {
+	srv, conns := origin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	tr := newTransport(t)
+	tr.IdleTimeout = 200 * time.Millisecond
+	key := strings.TrimPrefix(srv.URL, "http://")
+	idle := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle[key])
+	}
+	// Two requests at once leave two idle connections, A (older) and B.
+	req1, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req2, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	resp1, err1 := tr.RoundTrip(req1)
+	resp2, err2 := tr.RoundTrip(req2)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	io.ReadAll(resp1.Body)
+	io.ReadAll(resp2.Body)
+	if n := idle(); n != 2 {
+		t.Fatalf("%d idle connections, want 2", n)
+	}
+	// Traffic keeps B in use; A, never picked (the most recent goes first), expires and is
+	// closed when B comes back.
+	for range 3 {
+		time.Sleep(80 * time.Millisecond)
+		get(t, tr, srv.URL+"/")
+	}
+	if n := idle(); n != 1 {
+		t.Errorf("%d idle connections, want 1: the expired one must go", n)
+	}
+	// Once every connection expired, a request dials anew.
+	time.Sleep(250 * time.Millisecond)
+	get(t, tr, srv.URL+"/")
+	if n := conns.Load(); n != 3 {
+		t.Errorf("origin saw %d connections, want 3", n)
+	}
+}
