@@ -22,8 +22,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -34,6 +34,8 @@ const (
 	DefaultMaxIdlePerHost    = 64
 	DefaultIdleTimeout       = 90 * time.Second
 	DefaultMaxResponseHeader = 64 << 10
+
+	max1xx = 5 // informational responses before the final one
 )
 
 // Transport is an http.RoundTripper. Its fields are set before the first request.
@@ -133,10 +135,7 @@ func staleConn(err error) bool {
 		errors.Is(err, net.ErrClosed) || isReset(err)
 }
 
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && strings.Contains(oe.Err.Error(), "connection reset")
-}
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
 type sendError struct{ err error }
 
@@ -157,12 +156,17 @@ func (t *Transport) exchange(c *conn, r *http.Request) (*http.Response, error) {
 	c.lr.n = t.maxHeader()
 	var resp *http.Response
 	var err error
-	for {
+	for informational := 0; ; informational++ {
 		resp, err = http.ReadResponse(c.br, r)
 		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-		// 1xx (103 Early Hints): informational, the real response follows.
+		// 1xx (103 Early Hints): informational, the real response follows; as many as
+		// net/http's Transport takes.
+		if informational == max1xx {
+			err = errors.New("h1transport: too many 1xx responses")
+			break
+		}
 		c.lr.n = t.maxHeader()
 	}
 	c.lr.n = -1
@@ -186,7 +190,7 @@ func (t *Transport) exchange(c *conn, r *http.Request) (*http.Response, error) {
 	reuse := !resp.Close && (resp.ContentLength >= 0 || isChunked(resp) || resp.Body == http.NoBody)
 	b := &body{rc: resp.Body, c: c, t: t, reuse: reuse, stop: stop}
 	if resp.Body == http.NoBody {
-		b.finish(true)
+		b.finish(reuse)
 		return resp, nil
 	}
 	resp.Body = b

@@ -212,6 +212,21 @@ func TestInformationalResponsesAreSkipped(t *testing.T) {
 	}
 }
 
+func TestEndlessInformationalResponsesAreRefused(t *testing.T) {
+	url, _ := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
+		if readRequest(br) {
+			for range 10 {
+				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n\r\n")
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+	if _, err := newTransport(t).RoundTrip(req); err == nil {
+		t.Error("ten 103 responses were taken")
+	}
+}
+
 func TestLimitsAndTimeouts(t *testing.T) {
 	url, _ := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
