@@ -35,10 +35,7 @@ func PostgresAdmin(tb testing.TB) *pgx.Conn {
 		if cfg, perr := pgx.ParseConfig(PostgresDSN()); perr == nil {
 			where = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
 		}
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL at %s unreachable (CI=true: failing, not skipping): %v", where, err)
-		}
-		tb.Skipf("PostgreSQL at %s unreachable: %v", where, err)
+		Missing(tb, "PostgreSQL at %s unreachable (the Debian package postgresql, trust auth, database test): %v", where, err)
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) })
 	return conn

@@ -10,11 +10,9 @@ import (
 	"crypto/x509/pkix"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/textproto"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,19 +20,16 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-)
 
-// testLogger logs everything into the test's output.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+	"github.com/sekisho/sekisho/internal/testenv"
+)
 
 // newPool returns a Pool closed when the test ends. TLS defaults to none
 // and HeloName to "sekisho.test".
 func newPool(t testing.TB, opts Options) *Pool {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testenv.Logger(t)
 	}
 	if opts.HeloName == "" {
 		opts.HeloName = "sekisho.test"
@@ -71,8 +66,8 @@ func listen(t testing.TB, network string) net.Listener {
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		if network == "tcp6" && os.Getenv("CI") != "true" {
-			t.Skipf("no IPv6 loopback: %v", err)
+		if network == "tcp6" {
+			testenv.Missing(t, "no IPv6 loopback (::1) to listen on: %v", err)
 		}
 		t.Fatal(err)
 	}
