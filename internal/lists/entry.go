@@ -41,11 +41,11 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 func fieldErr(field, value string, err error, format string, a ...any) *FieldError {
 	p := fmt.Sprintf(format, a...)
-	if err != nil {
+	switch {
+	case err != nil && format == "":
 		p = err.Error()
-		if format != "" {
-			p = fmt.Sprintf(format, a...) + ": " + err.Error()
-		}
+	case err != nil:
+		p += ": " + err.Error()
 	}
 	return &FieldError{Field: field, Value: value, Problem: p, Err: err}
 }
