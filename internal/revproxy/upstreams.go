@@ -151,21 +151,30 @@ func (rt *Route) markFailed(u *upstream, err error) {
 // trackBody counts the request as under way on u until the response body is closed.
 func trackBody(resp *http.Response, u *upstream) io.ReadCloser {
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		return &trackedConn{ReadWriteCloser: rwc, u: u}
+		return &trackedConn{ReadWriteCloser: rwc, inflight: inflight{u: u}}
 	}
-	return &trackedBody{ReadCloser: resp.Body, u: u}
+	return &trackedBody{ReadCloser: resp.Body, inflight: inflight{u: u}}
 }
 
-type trackedBody struct {
-	io.ReadCloser
+// inflight ends a request's count on its backend, once.
+type inflight struct {
 	u    *upstream
 	done atomic.Bool
 }
 
-func (b *trackedBody) Close() error {
-	if b.done.CompareAndSwap(false, true) {
-		b.u.inflight.Add(-1)
+func (f *inflight) end() {
+	if f.done.CompareAndSwap(false, true) {
+		f.u.inflight.Add(-1)
 	}
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	inflight
+}
+
+func (b *trackedBody) Close() error {
+	b.end()
 	return b.ReadCloser.Close()
 }
 
@@ -173,13 +182,10 @@ func (b *trackedBody) Close() error {
 // io.ReadWriteCloser to relay a WebSocket.
 type trackedConn struct {
 	io.ReadWriteCloser
-	u    *upstream
-	done atomic.Bool
+	inflight
 }
 
 func (c *trackedConn) Close() error {
-	if c.done.CompareAndSwap(false, true) {
-		c.u.inflight.Add(-1)
-	}
+	c.end()
 	return c.ReadWriteCloser.Close()
 }
