@@ -88,14 +88,19 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Takes reports whether RoundTrip handles r itself instead of passing it to Fallback.
-func Takes(r *http.Request) bool {
+// Repeatable reports a request that may be sent again after a failed attempt: GET, HEAD or
+// OPTIONS (idempotent, RFC 9110 §9.2.2) without a body.
+func Repeatable(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		return false
+		return r.Body == nil || r.Body == http.NoBody
 	}
-	return r.URL.Scheme == "http" && (r.Body == nil || r.Body == http.NoBody) && !r.Close &&
+	return false
+}
+
+// Takes reports whether RoundTrip handles r itself instead of passing it to Fallback.
+func Takes(r *http.Request) bool {
+	return Repeatable(r) && r.URL.Scheme == "http" && !r.Close &&
 		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == ""
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/h1transport"
 )
 
 // upstream is one backend with its health and load.
@@ -83,7 +85,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	now := time.Now()
 	var tried []*upstream
 	ok := func(u *upstream) bool { return u.available(now) && !slices.Contains(tried, u) }
-	retry := repeatable(req)
+	retry := h1transport.Repeatable(req)
 	lastErr := errNoUpstream
 	for {
 		u := rt.policy.pick(rt.ups, ok)
@@ -116,16 +118,6 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		tried = append(tried, u)
 		lastErr = err
 	}
-}
-
-// repeatable reports a request that may be sent again after a failed attempt: idempotent
-// (RFC 9110 §9.2.2) and without a body.
-func repeatable(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return r.Body == nil || r.Body == http.NoBody
-	}
-	return false
 }
 
 func isTimeout(err error) bool {
