@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/internal/sqlrow"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -116,19 +117,9 @@ func (s *DB) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+// Times are stored as Unix milliseconds, the same in both backends.
+func ms(t time.Time) int64     { return sqlrow.MS(t) }
+func fromMS(v int64) time.Time { return sqlrow.FromMS(v) }
 
 const entryCols = `list, key, kind, owner, target, note, source, disabled, created, updated, expires, hits, last_hit, last_sender`
 
