@@ -483,16 +483,6 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-const heldCols = `m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth`
-
-func scanHeld(r scanner) (store.Held, error) {
-	var h store.Held
-	var received, expires int64
-	err := r.Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth)
-	h.Received, h.Expires = fromMS(received), fromMS(expires)
-	return h, err
-}
-
 // HeldList implements store.Store.
 func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, error) {
 	where := `1 = 1`
@@ -505,7 +495,7 @@ func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, err
 		where += ` AND h.mail_from = ?`
 		args = append(args, q.From)
 	}
-	query := `SELECT ` + heldCols + ` FROM held_messages m WHERE m.id IN (SELECT h.id FROM held_messages h WHERE ` + where
+	query := `SELECT ` + sqlrow.HeldCols + ` FROM held_messages m WHERE m.id IN (SELECT h.id FROM held_messages h WHERE ` + where
 	if q.Limit > 0 {
 		// The page is chosen from the (id, received) index alone; only its rows are read
 		// from the table (migration 006).
@@ -519,7 +509,7 @@ func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, err
 	}
 	var out []store.Held
 	for rows.Next() {
-		h, err := scanHeld(rows)
+		h, err := sqlrow.Held(rows)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("held list: %w", err)
@@ -558,18 +548,13 @@ func (s *DB) heldRcpts(ctx context.Context, id string) ([]store.HeldRcpt, error)
 // HeldGet implements store.Store.
 func (s *DB) HeldGet(ctx context.Context, id string) (store.Held, []byte, error) {
 	var data []byte
-	var h store.Held
-	var received, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth, m.data
-		FROM held_messages m WHERE m.id = ?`, id).
-		Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth, &data)
+	h, err := sqlrow.Held(s.db.QueryRowContext(ctx, `SELECT `+sqlrow.HeldCols+`, data FROM held_messages WHERE id = ?`, id), &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil, store.ErrNotFound
 	}
 	if err != nil {
 		return h, nil, fmt.Errorf("held %s: %w", id, err)
 	}
-	h.Received, h.Expires = fromMS(received), fromMS(expires)
 	h.Rcpts, err = s.heldRcpts(ctx, id)
 	return h, data, err
 }

@@ -122,3 +122,15 @@ func AliasSenders(rows Rows, out map[string][]store.AliasSender) error {
 	}
 	return rows.Err()
 }
+
+// HeldCols are the columns Held reads.
+const HeldCols = `id, received, expires, client_ip, helo, mail_from, subject, size, auth`
+
+// Held reads HeldCols, then the columns that follow them into more.
+func Held(r Row, more ...any) (store.Held, error) {
+	var h store.Held
+	var received, expires int64
+	err := r.Scan(append([]any{&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth}, more...)...)
+	h.Received, h.Expires = FromMS(received), FromMS(expires)
+	return h, err
+}
