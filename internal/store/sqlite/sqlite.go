@@ -356,24 +356,29 @@ func (s *DB) Hit(ctx context.Context, l store.List, key, kind, owner, sender str
 	return nil
 }
 
-// hit counts the use, and for an alias its sender's domain, in one transaction: one disk
-// sync on the SMTP path, not two.
+// hit counts the use. For an alias, the sender's domain is counted in the same transaction:
+// one disk sync on the SMTP path, not two.
 func (s *DB) hit(ctx context.Context, l store.List, key, kind, owner, sender string, at time.Time) error {
+	count := func(q execer) error {
+		_, err := q.ExecContext(ctx, `UPDATE entries SET hits = hits + 1, last_hit = ?, last_sender = ?
+			WHERE list = ? AND key = ? AND kind = ? AND owner = ?`, ms(at), sender, string(l), key, kind, owner)
+		return err
+	}
+	if l != store.Alias {
+		return count(s.db) // one statement needs no transaction of its own
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE entries SET hits = hits + 1, last_hit = ?, last_sender = ?
-		WHERE list = ? AND key = ? AND kind = ? AND owner = ?`, ms(at), sender, string(l), key, kind, owner); err != nil {
+	if err := count(tx); err != nil {
 		return err
 	}
-	if l == store.Alias {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES (?, ?, 1, ?, ?)
-			ON CONFLICT (alias, domain) DO UPDATE SET hits = hits + 1, last = excluded.last`,
-			key, store.SenderDomain(sender), ms(at), ms(at)); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES (?, ?, 1, ?, ?)
+		ON CONFLICT (alias, domain) DO UPDATE SET hits = hits + 1, last = excluded.last`,
+		key, store.SenderDomain(sender), ms(at), ms(at)); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
