@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/internal/sqlrow"
 )
 
 // PutUser implements store.Store.
@@ -121,20 +122,9 @@ func (d *DB) Hold(ctx context.Context, h *store.Held, data []byte) error {
 	return nil
 }
 
-const heldCols = `id, received, expires, client_ip, helo, mail_from, subject, size, auth`
-
-func scanHeld(r scanner, more ...any) (store.Held, error) {
-	var h store.Held
-	var received, expires int64
-	dest := append([]any{&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth}, more...)
-	err := r.Scan(dest...)
-	h.Received, h.Expires = fromMS(received), fromMS(expires)
-	return h, err
-}
-
 // HeldList implements store.Store.
 func (d *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, error) {
-	query := `SELECT ` + heldCols + ` FROM held_messages WHERE ($1 = '' OR id IN (SELECT message_id FROM held_rcpts WHERE owner = $1))
+	query := `SELECT ` + sqlrow.HeldCols + ` FROM held_messages WHERE ($1 = '' OR id IN (SELECT message_id FROM held_rcpts WHERE owner = $1))
 		AND ($2 = '' OR mail_from = $2) ORDER BY received DESC, id`
 	args := []any{q.Owner, q.From}
 	if q.Limit > 0 {
@@ -149,7 +139,7 @@ func (d *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, err
 	var out []store.Held
 	ids := []string{}
 	for rows.Next() {
-		h, err := scanHeld(rows)
+		h, err := sqlrow.Held(rows)
 		if err != nil {
 			return nil, fmt.Errorf("held list: %w", err)
 		}
@@ -195,7 +185,7 @@ func (d *DB) heldRcpts(ctx context.Context, ids []string) (map[string][]store.He
 // HeldGet implements store.Store.
 func (d *DB) HeldGet(ctx context.Context, id string) (store.Held, []byte, error) {
 	var data []byte
-	h, err := scanHeld(d.pool.QueryRow(ctx, `SELECT `+heldCols+`, data FROM held_messages WHERE id = $1`, id), &data)
+	h, err := sqlrow.Held(d.pool.QueryRow(ctx, `SELECT `+sqlrow.HeldCols+`, data FROM held_messages WHERE id = $1`, id), &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Held{}, nil, store.ErrNotFound
 	}

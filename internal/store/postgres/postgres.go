@@ -63,6 +63,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/internal/sqlrow"
 )
 
 //go:embed migrations/*.sql
@@ -200,16 +201,6 @@ func (d *DB) migrate(ctx context.Context) error {
 	return tx.Commit(ctx)
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+// Times are stored as Unix milliseconds, the same in both backends.
+func ms(t time.Time) int64     { return sqlrow.MS(t) }
+func fromMS(v int64) time.Time { return sqlrow.FromMS(v) }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/internal/sqlrow"
 )
 
 // PutSession implements store.Store.
@@ -24,17 +25,14 @@ func (d *DB) PutSession(ctx context.Context, se store.Session) error {
 
 // GetSession implements store.Store.
 func (d *DB) GetSession(ctx context.Context, id string, now time.Time) (store.Session, error) {
-	se := store.Session{ID: id}
-	var created, expires int64
-	err := d.pool.QueryRow(ctx, `SELECT "user", csrf, created, expires FROM sessions WHERE id = $1 AND expires > $2`, id, ms(now)).
-		Scan(&se.User, &se.CSRF, &created, &expires)
+	se, err := sqlrow.Session(d.pool.QueryRow(ctx, `SELECT "user", csrf, created, expires FROM sessions WHERE id = $1 AND expires > $2`,
+		id, ms(now)), id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return se, store.ErrNotFound
 	}
 	if err != nil {
 		return se, fmt.Errorf("get session: %w", err)
 	}
-	se.Created, se.Expires = fromMS(created), fromMS(expires)
 	return se, nil
 }
 
@@ -77,18 +75,10 @@ func (d *DB) PutToken(ctx context.Context, t store.Token) error {
 	return nil
 }
 
-func scanToken(r scanner) (store.Token, error) {
-	var t store.Token
-	var created, used int64
-	err := r.Scan(&t.Name, &t.Hash, &t.Owner, &created, &used)
-	t.Created, t.LastUsed = fromMS(created), fromMS(used)
-	return t, err
-}
-
 // TokenByHash implements store.Store.
 func (d *DB) TokenByHash(ctx context.Context, hash string, now time.Time) (store.Token, error) {
-	t, err := scanToken(d.pool.QueryRow(ctx, `UPDATE tokens SET last_used = $1 WHERE hash = $2
-		RETURNING name, hash, owner, created, last_used`, ms(now), hash))
+	t, err := sqlrow.Token(d.pool.QueryRow(ctx, `UPDATE tokens SET last_used = $1 WHERE hash = $2
+		RETURNING `+sqlrow.TokenCols, ms(now), hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, store.ErrNotFound
 	}
@@ -100,20 +90,16 @@ func (d *DB) TokenByHash(ctx context.Context, hash string, now time.Time) (store
 
 // Tokens implements store.Store.
 func (d *DB) Tokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := d.pool.Query(ctx, `SELECT name, hash, owner, created, last_used FROM tokens ORDER BY name`)
+	rows, err := d.pool.Query(ctx, `SELECT `+sqlrow.TokenCols+` FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %w", err)
-		}
-		out = append(out, t)
+	out, err := sqlrow.All(rows, sqlrow.Token)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteToken implements store.Store.
@@ -144,23 +130,17 @@ func (d *DB) AddStats(ctx context.Context, counts []store.StatCount) error {
 
 // Stats implements store.Store.
 func (d *DB) Stats(ctx context.Context, since, until time.Time) ([]store.StatCount, error) {
-	rows, err := d.pool.Query(ctx, `SELECT bucket, name, count FROM stats WHERE bucket >= $1 AND bucket < $2 ORDER BY bucket, name`,
+	rows, err := d.pool.Query(ctx, `SELECT `+sqlrow.StatCols+` FROM stats WHERE bucket >= $1 AND bucket < $2 ORDER BY bucket, name`,
 		ms(since), ms(until))
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	defer rows.Close()
-	var out []store.StatCount
-	for rows.Next() {
-		var c store.StatCount
-		var bucket int64
-		if err := rows.Scan(&bucket, &c.Name, &c.Count); err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
-		}
-		c.Bucket = fromMS(bucket)
-		out = append(out, c)
+	out, err := sqlrow.All(rows, sqlrow.Stat)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PutTrap implements store.Store.
@@ -175,17 +155,13 @@ func (d *DB) PutTrap(ctx context.Context, t store.Trap) error {
 
 // GetTrap implements store.Store.
 func (d *DB) GetTrap(ctx context.Context, address string) (store.Trap, error) {
-	var t store.Trap
-	var planted int64
-	err := d.pool.QueryRow(ctx, `SELECT address, ip, user_agent, url, planted FROM traps WHERE address = $1`, address).
-		Scan(&t.Address, &t.IP, &t.UserAgent, &t.URL, &planted)
+	t, err := sqlrow.Trap(d.pool.QueryRow(ctx, `SELECT `+sqlrow.TrapCols+` FROM traps WHERE address = $1`, address))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, store.ErrNotFound
 	}
 	if err != nil {
 		return t, fmt.Errorf("get trap %s: %w", address, err)
 	}
-	t.Planted = fromMS(planted)
 	return t, nil
 }
 
@@ -204,23 +180,16 @@ func (d *DB) TrapHits(ctx context.Context, limit, offset int) ([]store.TrapHit, 
 	if limit > 0 {
 		lim = limit
 	}
-	rows, err := d.pool.Query(ctx, `SELECT t.address, t.ip, t.user_agent, t.url, t.planted, h.ip, h.sender, h.at
-		FROM trap_hits h JOIN traps t ON t.address = h.address ORDER BY h.at DESC, h.id DESC LIMIT $1 OFFSET $2`, lim, offset)
+	rows, err := d.pool.Query(ctx, sqlrow.TrapHitsFrom+` LIMIT $1 OFFSET $2`, lim, offset)
 	if err != nil {
 		return nil, fmt.Errorf("trap hits: %w", err)
 	}
 	defer rows.Close()
-	var out []store.TrapHit
-	for rows.Next() {
-		var h store.TrapHit
-		var planted, at int64
-		if err := rows.Scan(&h.Trap.Address, &h.Trap.IP, &h.Trap.UserAgent, &h.Trap.URL, &planted, &h.IP, &h.Sender, &at); err != nil {
-			return nil, fmt.Errorf("trap hits: %w", err)
-		}
-		h.Trap.Planted, h.At = fromMS(planted), fromMS(at)
-		out = append(out, h)
+	out, err := sqlrow.All(rows, sqlrow.TrapHit)
+	if err != nil {
+		return nil, fmt.Errorf("trap hits: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // TrapsExpire implements store.Store.
@@ -238,20 +207,14 @@ func (d *DB) AliasSenders(ctx context.Context, aliases []string) (map[string][]s
 	if len(aliases) == 0 {
 		return out, nil
 	}
-	rows, err := d.pool.Query(ctx, `SELECT alias, domain, hits, first, last FROM alias_senders
+	rows, err := d.pool.Query(ctx, `SELECT `+sqlrow.AliasSenderCols+` FROM alias_senders
 		WHERE alias = ANY($1) ORDER BY alias, last DESC, domain`, aliases)
 	if err != nil {
 		return nil, fmt.Errorf("alias senders: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var a store.AliasSender
-		var first, last int64
-		if err := rows.Scan(&a.Alias, &a.Domain, &a.Hits, &first, &last); err != nil {
-			return nil, fmt.Errorf("alias senders: %w", err)
-		}
-		a.First, a.Last = fromMS(first), fromMS(last)
-		out[a.Alias] = append(out[a.Alias], a)
+	if err := sqlrow.AliasSenders(rows, out); err != nil {
+		return nil, fmt.Errorf("alias senders: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/store/internal/sqlrow"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -116,19 +117,9 @@ func (s *DB) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+// Times are stored as Unix milliseconds, the same in both backends.
+func ms(t time.Time) int64     { return sqlrow.MS(t) }
+func fromMS(v int64) time.Time { return sqlrow.FromMS(v) }
 
 const entryCols = `list, key, kind, owner, target, note, source, disabled, created, updated, expires, hits, last_hit, last_sender`
 
@@ -365,24 +356,29 @@ func (s *DB) Hit(ctx context.Context, l store.List, key, kind, owner, sender str
 	return nil
 }
 
-// hit counts the use, and for an alias its sender's domain, in one transaction: one disk
-// sync on the SMTP path, not two.
+// hit counts the use. For an alias, the sender's domain is counted in the same transaction:
+// one disk sync on the SMTP path, not two.
 func (s *DB) hit(ctx context.Context, l store.List, key, kind, owner, sender string, at time.Time) error {
+	count := func(q execer) error {
+		_, err := q.ExecContext(ctx, `UPDATE entries SET hits = hits + 1, last_hit = ?, last_sender = ?
+			WHERE list = ? AND key = ? AND kind = ? AND owner = ?`, ms(at), sender, string(l), key, kind, owner)
+		return err
+	}
+	if l != store.Alias {
+		return count(s.db) // one statement needs no transaction of its own
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE entries SET hits = hits + 1, last_hit = ?, last_sender = ?
-		WHERE list = ? AND key = ? AND kind = ? AND owner = ?`, ms(at), sender, string(l), key, kind, owner); err != nil {
+	if err := count(tx); err != nil {
 		return err
 	}
-	if l == store.Alias {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES (?, ?, 1, ?, ?)
-			ON CONFLICT (alias, domain) DO UPDATE SET hits = hits + 1, last = excluded.last`,
-			key, store.SenderDomain(sender), ms(at), ms(at)); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO alias_senders (alias, domain, hits, first, last) VALUES (?, ?, 1, ?, ?)
+		ON CONFLICT (alias, domain) DO UPDATE SET hits = hits + 1, last = excluded.last`,
+		key, store.SenderDomain(sender), ms(at), ms(at)); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -492,16 +488,6 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-const heldCols = `m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth`
-
-func scanHeld(r scanner) (store.Held, error) {
-	var h store.Held
-	var received, expires int64
-	err := r.Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth)
-	h.Received, h.Expires = fromMS(received), fromMS(expires)
-	return h, err
-}
-
 // HeldList implements store.Store.
 func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, error) {
 	where := `1 = 1`
@@ -514,7 +500,7 @@ func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, err
 		where += ` AND h.mail_from = ?`
 		args = append(args, q.From)
 	}
-	query := `SELECT ` + heldCols + ` FROM held_messages m WHERE m.id IN (SELECT h.id FROM held_messages h WHERE ` + where
+	query := `SELECT ` + sqlrow.HeldCols + ` FROM held_messages m WHERE m.id IN (SELECT h.id FROM held_messages h WHERE ` + where
 	if q.Limit > 0 {
 		// The page is chosen from the (id, received) index alone; only its rows are read
 		// from the table (migration 006).
@@ -528,7 +514,7 @@ func (s *DB) HeldList(ctx context.Context, q store.HeldQuery) ([]store.Held, err
 	}
 	var out []store.Held
 	for rows.Next() {
-		h, err := scanHeld(rows)
+		h, err := sqlrow.Held(rows)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("held list: %w", err)
@@ -567,18 +553,13 @@ func (s *DB) heldRcpts(ctx context.Context, id string) ([]store.HeldRcpt, error)
 // HeldGet implements store.Store.
 func (s *DB) HeldGet(ctx context.Context, id string) (store.Held, []byte, error) {
 	var data []byte
-	var h store.Held
-	var received, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT m.id, m.received, m.expires, m.client_ip, m.helo, m.mail_from, m.subject, m.size, m.auth, m.data
-		FROM held_messages m WHERE m.id = ?`, id).
-		Scan(&h.ID, &received, &expires, &h.ClientIP, &h.Helo, &h.From, &h.Subject, &h.Size, &h.Auth, &data)
+	h, err := sqlrow.Held(s.db.QueryRowContext(ctx, `SELECT `+sqlrow.HeldCols+`, data FROM held_messages WHERE id = ?`, id), &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil, store.ErrNotFound
 	}
 	if err != nil {
 		return h, nil, fmt.Errorf("held %s: %w", id, err)
 	}
-	h.Received, h.Expires = fromMS(received), fromMS(expires)
 	h.Rcpts, err = s.heldRcpts(ctx, id)
 	return h, data, err
 }
