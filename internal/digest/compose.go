@@ -1,16 +1,14 @@
 package digest
 
 import (
-	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"mime"
-	"mime/quotedprintable"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/automail"
 	"github.com/sekisho/sekisho/internal/mailaddr"
 )
 
@@ -38,9 +36,8 @@ type Digest struct {
 	MessageID string    // without angle brackets; "" means a random one at Hostname
 }
 
-// Compose returns the digest mail: RFC 5322 with CRLF line endings, UTF-8 text in
-// quoted-printable, an RFC 2047 subject, Japanese and English (Japanese first for a user in
-// .jp), Auto-Submitted: auto-generated (RFC 3834: it answers nothing).
+// Compose returns the digest mail (package automail): Japanese first for a user in .jp,
+// Auto-Submitted: auto-generated (RFC 3834: it answers nothing).
 func Compose(d Digest) ([]byte, error) {
 	from, err := mailaddr.Parse(d.From)
 	if err != nil {
@@ -53,52 +50,22 @@ func Compose(d Digest) ([]byte, error) {
 	if len(d.Items) == 0 {
 		return nil, errors.New("digest: nothing to list")
 	}
-	if d.Now.IsZero() {
-		return nil, errors.New("digest: no date")
-	}
-	host := d.Hostname
-	if host == "" {
-		host = from.Domain
-	}
-	id := d.MessageID
-	if id == "" {
-		id = rand.Text() + "@" + host
-	}
-	if strings.ContainsAny(id, " \t\r\n<>") || !strings.Contains(id, "@") {
-		return nil, fmt.Errorf("digest: bad message id %q", id)
-	}
 	items, more := d.Items, 0
 	if len(items) > MaxItems {
 		items, more = items[:MaxItems], len(items)-MaxItems
 	}
-	ja, en := textJA(items, more), textEN(items, more)
-	var body string
-	if strings.HasSuffix(strings.TrimSuffix(to.Domain, "."), ".jp") {
-		body = "(English text follows the Japanese.)\n\n" + ja + separator + en
-	} else {
-		body = "（日本語の文面は英語の後にあります。）\n\n" + en + separator + ja
-	}
 	n := strconv.Itoa(len(d.Items))
-	var b bytes.Buffer
-	header := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
-	header("Date", d.Now.Format(time.RFC1123Z))
-	header("From", from.String())
-	header("To", to.String())
-	header("Subject", mime.BEncoding.Encode("UTF-8", "保留中のメール "+n+" 通")+"\r\n / Held mail: "+n+" message(s)")
-	header("Message-ID", "<"+id+">")
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=UTF-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	header("Auto-Submitted", "auto-generated")
-	header("X-Auto-Response-Suppress", "All")
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(body)) // writes to a bytes.Buffer do not fail
-	qp.Close()
-	return b.Bytes(), nil
+	raw, err := automail.Mail{
+		From: from, To: to, Subject: "保留中のメール " + n + " 通 / Held mail: " + n + " message(s)",
+		JA: textJA(items, more), EN: textEN(items, more), JAFirst: automail.Japanese(to.Domain),
+		AutoSubmitted: "auto-generated", // it answers nothing
+		Hostname:      d.Hostname, Now: d.Now, MessageID: d.MessageID,
+	}.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	return raw, nil
 }
-
-const separator = "\n----------------------------------------------------------------------\n\n"
 
 // Display cleans a held message's subject or sender for showing: RFC 2047 words decoded,
 // control characters made spaces, at most 200 bytes.
