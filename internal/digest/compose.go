@@ -93,7 +93,8 @@ func authText(auth, none string) string {
 	return Display(auth)
 }
 
-func sender(from string) string {
+// Sender is Display for an envelope sender, the null sender shown as <>.
+func Sender(from string) string {
 	if from == "" {
 		return "<>"
 	}
@@ -107,7 +108,7 @@ func textJA(items []Item, more int) string {
 		"保留したメールは期限が過ぎると削除されます。\n\n")
 	for i, it := range items {
 		fmt.Fprintf(&b, "%d. 差出人: %s\n   件名: %s\n   受信: %s\n   サイズ: %d バイト\n   送信者認証: %s\n   理由: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "未確認"), Display(it.Reason), it.URL)
+			i+1, Sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "未確認"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "ほか %d 通\n\n", more)
@@ -123,7 +124,7 @@ func textEN(items []Item, more int) string {
 		"expires.\n\n")
 	for i, it := range items {
 		fmt.Fprintf(&b, "%d. From: %s\n   Subject: %s\n   Received: %s\n   Size: %d bytes\n   Sender authentication: %s\n   Held because: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "not checked"), Display(it.Reason), it.URL)
+			i+1, Sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "not checked"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "and %d more\n\n", more)

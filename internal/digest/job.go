@@ -91,10 +91,7 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 	byOwner := map[string][]Item{}
 	for _, h := range held {
 		for _, r := range h.Rcpts {
-			owner := r.Owner
-			if owner == "" {
-				owner = r.Rcpt
-			}
+			owner := Owner(r)
 			byOwner[owner] = append(byOwner[owner], Item{
 				From: h.From, Subject: h.Subject, Received: h.Received, Size: h.Size, Reason: r.Reason, Auth: h.Auth,
 				URL: j.BaseURL + "/d/" + j.Tokens.Make(h.ID, r.Rcpt),
@@ -129,4 +126,13 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 		}
 	}
 	return queued, errors.Join(errs...)
+}
+
+// Owner is the user whose digest lists held recipient r: its owner, or the recipient itself
+// when it has none.
+func Owner(r store.HeldRcpt) string {
+	if r.Owner == "" {
+		return r.Rcpt
+	}
+	return r.Owner
 }

@@ -96,12 +96,8 @@ func (d *Digest) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Digest) showForm(w http.ResponseWriter, r *http.Request, h store.Held, rcpt store.HeldRcpt, state string) {
-	from := h.From
-	if from == "" {
-		from = "<>"
-	}
 	d.render(w, r, http.StatusOK, digestPage{
-		State: state, From: digest.Display(from), Subject: digest.Display(h.Subject),
+		State: state, From: digest.Sender(h.From), Subject: digest.Display(h.Subject),
 		Received: h.Received.Local().Format("2006-01-02 15:04"), Size: strconv.FormatInt(h.Size, 10),
 		Rcpt: rcpt.Rcpt, Reason: digest.Display(rcpt.Reason), Auth: digest.Display(h.Auth),
 		View: viewTokens{d.Key}.issue(challenge.HashToken(r.PathValue("token")), d.Now()),
@@ -134,10 +130,7 @@ func (d *Digest) post(w http.ResponseWriter, r *http.Request) {
 	}
 	state := "released"
 	if action == "whitelist" && h.From != "" {
-		owner := rcpt.Owner
-		if owner == "" {
-			owner = rcpt.Rcpt
-		}
+		owner := digest.Owner(rcpt)
 		e := store.Entry{List: store.White, Key: h.From, Kind: store.KindFrom, Owner: owner, Note: "digest " + d.Now().UTC().Format(time.DateOnly)}
 		if err := d.Store.Put(r.Context(), e); err != nil {
 			log.Error("digest page: whitelist", "err", err)
