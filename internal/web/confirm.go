@@ -64,18 +64,18 @@ type confirmPage struct {
 func (c *Confirm) render(w http.ResponseWriter, r *http.Request, status int, p confirmPage) {
 	p.Lang = pickLang(r)
 	p.T = text[p.Lang]
-	pageHeaders(w)
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, "confirm.html", p); err != nil {
-		c.Log.Warn("render confirm page", "err", err)
-	}
+	renderPage(w, c.Log, status, "confirm.html", p)
 }
 
-// pageHeaders are the headers of the pages reached from a mail without a login (confirm,
-// digest): not cached, not framed, no referrer (the URL is the credential), no scripts.
-func pageHeaders(w http.ResponseWriter) {
+// renderPage writes a page reached from a mail without a login (confirm, digest): not
+// cached, not framed, no referrer (the URL is the credential), no scripts.
+func renderPage(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
 	webui.SecurityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		log.Warn("render page", "page", name, "err", err)
+	}
 }
 
 // lookup finds the AUDIR entry of the token in the request. It renders the 404 or 410 page

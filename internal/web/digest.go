@@ -53,11 +53,7 @@ type digestPage struct {
 func (d *Digest) render(w http.ResponseWriter, r *http.Request, status int, p digestPage) {
 	p.Lang = pickLang(r)
 	p.T = text[p.Lang]
-	pageHeaders(w)
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, "digest.html", p); err != nil {
-		d.Log.Warn("render digest page", "err", err)
-	}
+	renderPage(w, d.Log, status, "digest.html", p)
 }
 
 // lookup finds the held message and recipient the token names; it renders the 404 page
