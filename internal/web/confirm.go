@@ -157,9 +157,8 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	issued, genuine := viewTokens{c.Key}.check(e.Key, r.PostFormValue("v"))
-	age := c.Now().Sub(issued)
-	if !genuine || age < c.MinWait || age > time.Hour {
+	age, genuine, fresh := viewTokens{c.Key}.fresh(e.Key, r.PostFormValue("v"), c.Now(), c.MinWait)
+	if !fresh {
 		c.Log.Info("confirm asked again", "sender", e.Target, "genuine", genuine, "age", age.Round(time.Millisecond))
 		c.showForm(w, r, e, "again")
 		return

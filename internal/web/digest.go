@@ -105,10 +105,9 @@ func (d *Digest) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	issued, genuine := viewTokens{d.Key}.check(challenge.HashToken(r.PathValue("token")), r.PostFormValue("v"))
-	age := d.Now().Sub(issued)
+	age, genuine, fresh := viewTokens{d.Key}.fresh(challenge.HashToken(r.PathValue("token")), r.PostFormValue("v"), d.Now(), d.MinWait)
 	action := r.PostFormValue("action")
-	if !genuine || age < d.MinWait || age > time.Hour || (action != "release" && action != "whitelist" && action != "delete") {
+	if !fresh || (action != "release" && action != "whitelist" && action != "delete") {
 		d.Log.Info("digest page asked again", "held", h.ID, "genuine", genuine, "age", age.Round(time.Millisecond), "action", oneLine(action, 20))
 		d.showForm(w, r, h, rcpt, "again")
 		return
