@@ -212,6 +212,9 @@ func MaskAddress(addr string) string {
 	return string(first) + "***@" + domain
 }
 
+// oneLine makes s safe for a one-line note or log value: control characters become spaces,
+// invalid UTF-8 U+FFFD (strings.Map), and it is cut to at most max bytes on a UTF-8 boundary
+// (a note is stored as text, which PostgreSQL refuses in invalid UTF-8).
 func oneLine(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -220,7 +223,7 @@ func oneLine(s string, max int) string {
 		return r
 	}, s)
 	if len(s) > max {
-		s = s[:max]
+		s = strings.ToValidUTF8(s[:max], "")
 	}
 	return s
 }
