@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -98,16 +99,9 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 			})
 		}
 	}
-	owners := slices.Sorted(func(yield func(string) bool) {
-		for o := range byOwner {
-			if !yield(o) {
-				return
-			}
-		}
-	})
 	queued := 0
 	var errs []error
-	for _, owner := range owners {
+	for _, owner := range slices.Sorted(maps.Keys(byOwner)) {
 		items := byOwner[owner]
 		slices.SortStableFunc(items, func(a, b Item) int { return a.Received.Compare(b.Received) })
 		msg, err := Compose(Digest{From: j.From, To: owner, Items: items, Hostname: j.Hostname, Now: j.now()})
