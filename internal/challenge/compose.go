@@ -1,17 +1,14 @@
 package challenge
 
 import (
-	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/quotedprintable"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/automail"
 	"github.com/sekisho/sekisho/internal/mailaddr"
 )
 
@@ -74,56 +71,21 @@ func Compose(c Challenge) ([]byte, error) {
 	if err := checkURL(c.URL); err != nil {
 		return nil, err
 	}
-	if c.Now.IsZero() {
-		return nil, errors.New("challenge: no date")
-	}
 	jaFirst, err := japaneseFirst(c.Language, to.Domain)
 	if err != nil {
 		return nil, err
 	}
-	host := c.Hostname
-	if host == "" {
-		host = from.Domain
+	raw, err := automail.Mail{
+		From: from, To: to, Subject: Subject,
+		JA: textJA(rcpts, c.URL), EN: textEN(rcpts, c.URL), JAFirst: jaFirst,
+		AutoSubmitted: "auto-replied", // it answers the held message
+		Hostname:      c.Hostname, Now: c.Now, MessageID: c.MessageID,
+	}.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
 	}
-	id := c.MessageID
-	if id == "" {
-		id = rand.Text() + "@" + host
-	}
-	if !validMessageID(id) {
-		return nil, fmt.Errorf("challenge: bad message id %q", id)
-	}
-
-	ja, en := textJA(rcpts, c.URL), textEN(rcpts, c.URL)
-	var body string
-	if jaFirst {
-		body = "(English text follows the Japanese.)\n\n" + ja + separator + en
-	} else {
-		body = "（日本語の文面は英語の後にあります。）\n\n" + en + separator + ja
-	}
-
-	var b bytes.Buffer
-	header := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
-	header("Date", c.Now.Format(time.RFC1123Z))
-	header("From", from.String())
-	header("To", to.String())
-	header("Subject", encodeSubject())
-	header("Message-ID", "<"+id+">")
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=UTF-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	// RFC 3834 §5: marks the mail as an automatic response, so that well-behaved
-	// auto-responders (and sekisho's own Decide) answer it with nothing.
-	header("Auto-Submitted", "auto-replied")
-	// Microsoft Exchange and Outlook: send no out-of-office or other automatic reply to it.
-	header("X-Auto-Response-Suppress", "All")
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(body)) // writes to a bytes.Buffer do not fail
-	qp.Close()
-	return b.Bytes(), nil
+	return raw, nil
 }
-
-const separator = "\n----------------------------------------------------------------------\n\n"
 
 // japaneseFirst tells the order of the texts for lang and the sender's domain.
 func japaneseFirst(lang Language, domain string) (bool, error) {
@@ -133,25 +95,9 @@ func japaneseFirst(lang Language, domain string) (bool, error) {
 	case LanguageEN:
 		return false, nil
 	case LanguageAuto, "":
-		return strings.HasSuffix(strings.TrimSuffix(domain, "."), ".jp"), nil
+		return automail.Japanese(domain), nil
 	}
 	return false, fmt.Errorf("challenge: language %q: want auto, ja or en", lang)
-}
-
-// encodeSubject encodes Subject's Japanese part as RFC 2047 encoded words, each on a folded
-// line of its own so that no line passes 78 characters (RFC 5322 §2.1.1); the English part
-// stays readable ASCII on the last line. Folding adds no text; the white space between
-// encoded words is not text either (RFC 2047 §6.2), while the space before " / " is.
-func encodeSubject() string {
-	ja, en, _ := strings.Cut(Subject, " / ")
-	var words []string
-	for r := []rune(ja); len(r) > 0; {
-		// 12 characters of 3 bytes make 48 of base64, a 60-character encoded word.
-		n := min(len(r), 12)
-		words = append(words, mime.BEncoding.Encode("UTF-8", string(r[:n])))
-		r = r[n:]
-	}
-	return strings.Join(words, "\r\n ") + "\r\n / " + en
 }
 
 // checkURL accepts an absolute http or https URL that can stand alone on a line.
@@ -167,20 +113,6 @@ func checkURL(s string) error {
 		return fmt.Errorf("challenge: url %q: spaces, controls or non-ASCII", s)
 	}
 	return nil
-}
-
-// validMessageID accepts id-left "@" id-right in dot-atom text (RFC 5322 §3.6.4).
-func validMessageID(id string) bool {
-	l, r, ok := strings.Cut(id, "@")
-	if !ok || l == "" || r == "" {
-		return false
-	}
-	for _, c := range []byte(l + r) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // listed returns the recipients to list and how many are left out.

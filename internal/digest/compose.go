@@ -1,16 +1,14 @@
 package digest
 
 import (
-	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"mime"
-	"mime/quotedprintable"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/automail"
 	"github.com/sekisho/sekisho/internal/mailaddr"
 )
 
@@ -38,9 +36,8 @@ type Digest struct {
 	MessageID string    // without angle brackets; "" means a random one at Hostname
 }
 
-// Compose returns the digest mail: RFC 5322 with CRLF line endings, UTF-8 text in
-// quoted-printable, an RFC 2047 subject, Japanese and English (Japanese first for a user in
-// .jp), Auto-Submitted: auto-generated (RFC 3834: it answers nothing).
+// Compose returns the digest mail (package automail): Japanese first for a user in .jp,
+// Auto-Submitted: auto-generated (RFC 3834: it answers nothing).
 func Compose(d Digest) ([]byte, error) {
 	from, err := mailaddr.Parse(d.From)
 	if err != nil {
@@ -53,52 +50,22 @@ func Compose(d Digest) ([]byte, error) {
 	if len(d.Items) == 0 {
 		return nil, errors.New("digest: nothing to list")
 	}
-	if d.Now.IsZero() {
-		return nil, errors.New("digest: no date")
-	}
-	host := d.Hostname
-	if host == "" {
-		host = from.Domain
-	}
-	id := d.MessageID
-	if id == "" {
-		id = rand.Text() + "@" + host
-	}
-	if strings.ContainsAny(id, " \t\r\n<>") || !strings.Contains(id, "@") {
-		return nil, fmt.Errorf("digest: bad message id %q", id)
-	}
 	items, more := d.Items, 0
 	if len(items) > MaxItems {
 		items, more = items[:MaxItems], len(items)-MaxItems
 	}
-	ja, en := textJA(items, more), textEN(items, more)
-	var body string
-	if strings.HasSuffix(strings.TrimSuffix(to.Domain, "."), ".jp") {
-		body = "(English text follows the Japanese.)\n\n" + ja + separator + en
-	} else {
-		body = "（日本語の文面は英語の後にあります。）\n\n" + en + separator + ja
-	}
 	n := strconv.Itoa(len(d.Items))
-	var b bytes.Buffer
-	header := func(name, value string) { b.WriteString(name + ": " + value + "\r\n") }
-	header("Date", d.Now.Format(time.RFC1123Z))
-	header("From", from.String())
-	header("To", to.String())
-	header("Subject", mime.BEncoding.Encode("UTF-8", "保留中のメール "+n+" 通")+"\r\n / Held mail: "+n+" message(s)")
-	header("Message-ID", "<"+id+">")
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=UTF-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	header("Auto-Submitted", "auto-generated")
-	header("X-Auto-Response-Suppress", "All")
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(body)) // writes to a bytes.Buffer do not fail
-	qp.Close()
-	return b.Bytes(), nil
+	raw, err := automail.Mail{
+		From: from, To: to, Subject: "保留中のメール " + n + " 通 / Held mail: " + n + " message(s)",
+		JA: textJA(items, more), EN: textEN(items, more), JAFirst: automail.Japanese(to.Domain),
+		AutoSubmitted: "auto-generated", // it answers nothing
+		Hostname:      d.Hostname, Now: d.Now, MessageID: d.MessageID,
+	}.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	return raw, nil
 }
-
-const separator = "\n----------------------------------------------------------------------\n\n"
 
 // Display cleans a held message's subject or sender for showing: RFC 2047 words decoded,
 // control characters made spaces, at most 200 bytes.
@@ -126,7 +93,8 @@ func authText(auth, none string) string {
 	return Display(auth)
 }
 
-func sender(from string) string {
+// Sender is Display for an envelope sender, the null sender shown as <>.
+func Sender(from string) string {
 	if from == "" {
 		return "<>"
 	}
@@ -140,7 +108,7 @@ func textJA(items []Item, more int) string {
 		"保留したメールは期限が過ぎると削除されます。\n\n")
 	for i, it := range items {
 		fmt.Fprintf(&b, "%d. 差出人: %s\n   件名: %s\n   受信: %s\n   サイズ: %d バイト\n   送信者認証: %s\n   理由: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "未確認"), Display(it.Reason), it.URL)
+			i+1, Sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "未確認"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "ほか %d 通\n\n", more)
@@ -156,7 +124,7 @@ func textEN(items []Item, more int) string {
 		"expires.\n\n")
 	for i, it := range items {
 		fmt.Fprintf(&b, "%d. From: %s\n   Subject: %s\n   Received: %s\n   Size: %d bytes\n   Sender authentication: %s\n   Held because: %s\n   %s\n\n",
-			i+1, sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "not checked"), Display(it.Reason), it.URL)
+			i+1, Sender(it.From), Display(it.Subject), it.Received.Local().Format("2006-01-02 15:04"), it.Size, authText(it.Auth, "not checked"), Display(it.Reason), it.URL)
 	}
 	if more > 0 {
 		fmt.Fprintf(&b, "and %d more\n\n", more)

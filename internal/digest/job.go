@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -91,26 +92,16 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 	byOwner := map[string][]Item{}
 	for _, h := range held {
 		for _, r := range h.Rcpts {
-			owner := r.Owner
-			if owner == "" {
-				owner = r.Rcpt
-			}
+			owner := Owner(r)
 			byOwner[owner] = append(byOwner[owner], Item{
 				From: h.From, Subject: h.Subject, Received: h.Received, Size: h.Size, Reason: r.Reason, Auth: h.Auth,
 				URL: j.BaseURL + "/d/" + j.Tokens.Make(h.ID, r.Rcpt),
 			})
 		}
 	}
-	owners := slices.Sorted(func(yield func(string) bool) {
-		for o := range byOwner {
-			if !yield(o) {
-				return
-			}
-		}
-	})
 	queued := 0
 	var errs []error
-	for _, owner := range owners {
+	for _, owner := range slices.Sorted(maps.Keys(byOwner)) {
 		items := byOwner[owner]
 		slices.SortStableFunc(items, func(a, b Item) int { return a.Received.Compare(b.Received) })
 		msg, err := Compose(Digest{From: j.From, To: owner, Items: items, Hostname: j.Hostname, Now: j.now()})
@@ -129,4 +120,13 @@ func (j *Job) Send(ctx context.Context, day string) (int, error) {
 		}
 	}
 	return queued, errors.Join(errs...)
+}
+
+// Owner is the user whose digest lists held recipient r: its owner, or the recipient itself
+// when it has none.
+func Owner(r store.HeldRcpt) string {
+	if r.Owner == "" {
+		return r.Rcpt
+	}
+	return r.Owner
 }

@@ -64,18 +64,18 @@ type confirmPage struct {
 func (c *Confirm) render(w http.ResponseWriter, r *http.Request, status int, p confirmPage) {
 	p.Lang = pickLang(r)
 	p.T = text[p.Lang]
-	pageHeaders(w)
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, "confirm.html", p); err != nil {
-		c.Log.Warn("render confirm page", "err", err)
-	}
+	renderPage(w, c.Log, status, "confirm.html", p)
 }
 
-// pageHeaders are the headers of the pages reached from a mail without a login (confirm,
-// digest): not cached, not framed, no referrer (the URL is the credential), no scripts.
-func pageHeaders(w http.ResponseWriter) {
+// renderPage writes a page reached from a mail without a login (confirm, digest): not
+// cached, not framed, no referrer (the URL is the credential), no scripts.
+func renderPage(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
 	webui.SecurityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		log.Warn("render page", "page", name, "err", err)
+	}
 }
 
 // lookup finds the AUDIR entry of the token in the request. It renders the 404 or 410 page
@@ -157,9 +157,8 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	issued, genuine := viewTokens{c.Key}.check(e.Key, r.PostFormValue("v"))
-	age := c.Now().Sub(issued)
-	if !genuine || age < c.MinWait || age > time.Hour {
+	age, genuine, fresh := viewTokens{c.Key}.fresh(e.Key, r.PostFormValue("v"), c.Now(), c.MinWait)
+	if !fresh {
 		c.Log.Info("confirm asked again", "sender", e.Target, "genuine", genuine, "age", age.Round(time.Millisecond))
 		c.showForm(w, r, e, "again")
 		return
@@ -213,6 +212,9 @@ func MaskAddress(addr string) string {
 	return string(first) + "***@" + domain
 }
 
+// oneLine makes s safe for a one-line note or log value: control characters become spaces,
+// invalid UTF-8 U+FFFD (strings.Map), and it is cut to at most max bytes on a UTF-8 boundary
+// (a note is stored as text, which PostgreSQL refuses in invalid UTF-8).
 func oneLine(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -221,7 +223,7 @@ func oneLine(s string, max int) string {
 		return r
 	}, s)
 	if len(s) > max {
-		s = s[:max]
+		s = strings.ToValidUTF8(s[:max], "")
 	}
 	return s
 }

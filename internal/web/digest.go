@@ -53,11 +53,7 @@ type digestPage struct {
 func (d *Digest) render(w http.ResponseWriter, r *http.Request, status int, p digestPage) {
 	p.Lang = pickLang(r)
 	p.T = text[p.Lang]
-	pageHeaders(w)
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, "digest.html", p); err != nil {
-		d.Log.Warn("render digest page", "err", err)
-	}
+	renderPage(w, d.Log, status, "digest.html", p)
 }
 
 // lookup finds the held message and recipient the token names; it renders the 404 page
@@ -96,12 +92,8 @@ func (d *Digest) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Digest) showForm(w http.ResponseWriter, r *http.Request, h store.Held, rcpt store.HeldRcpt, state string) {
-	from := h.From
-	if from == "" {
-		from = "<>"
-	}
 	d.render(w, r, http.StatusOK, digestPage{
-		State: state, From: digest.Display(from), Subject: digest.Display(h.Subject),
+		State: state, From: digest.Sender(h.From), Subject: digest.Display(h.Subject),
 		Received: h.Received.Local().Format("2006-01-02 15:04"), Size: strconv.FormatInt(h.Size, 10),
 		Rcpt: rcpt.Rcpt, Reason: digest.Display(rcpt.Reason), Auth: digest.Display(h.Auth),
 		View: viewTokens{d.Key}.issue(challenge.HashToken(r.PathValue("token")), d.Now()),
@@ -113,10 +105,9 @@ func (d *Digest) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	issued, genuine := viewTokens{d.Key}.check(challenge.HashToken(r.PathValue("token")), r.PostFormValue("v"))
-	age := d.Now().Sub(issued)
+	age, genuine, fresh := viewTokens{d.Key}.fresh(challenge.HashToken(r.PathValue("token")), r.PostFormValue("v"), d.Now(), d.MinWait)
 	action := r.PostFormValue("action")
-	if !genuine || age < d.MinWait || age > time.Hour || (action != "release" && action != "whitelist" && action != "delete") {
+	if !fresh || (action != "release" && action != "whitelist" && action != "delete") {
 		d.Log.Info("digest page asked again", "held", h.ID, "genuine", genuine, "age", age.Round(time.Millisecond), "action", oneLine(action, 20))
 		d.showForm(w, r, h, rcpt, "again")
 		return
@@ -134,10 +125,7 @@ func (d *Digest) post(w http.ResponseWriter, r *http.Request) {
 	}
 	state := "released"
 	if action == "whitelist" && h.From != "" {
-		owner := rcpt.Owner
-		if owner == "" {
-			owner = rcpt.Rcpt
-		}
+		owner := digest.Owner(rcpt)
 		e := store.Entry{List: store.White, Key: h.From, Kind: store.KindFrom, Owner: owner, Note: "digest " + d.Now().UTC().Format(time.DateOnly)}
 		if err := d.Store.Put(r.Context(), e); err != nil {
 			log.Error("digest page: whitelist", "err", err)

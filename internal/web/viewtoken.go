@@ -34,6 +34,14 @@ func (v viewTokens) check(tokenHash, tok string) (time.Time, bool) {
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]))), true
 }
 
+// fresh checks the view token tok posted with the form of the page for tokenHash: genuine,
+// and issued at least minWait and at most an hour before now. age is how long ago.
+func (v viewTokens) fresh(tokenHash, tok string, now time.Time, minWait time.Duration) (age time.Duration, genuine, ok bool) {
+	issued, genuine := v.check(tokenHash, tok)
+	age = now.Sub(issued)
+	return age, genuine, genuine && age >= minWait && age <= time.Hour
+}
+
 func (v viewTokens) mac(tokenHash string, stamp []byte) []byte {
 	m := hmac.New(sha256.New, v.key)
 	m.Write([]byte("sekisho confirm view\x00"))
