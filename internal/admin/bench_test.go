@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/stats"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -16,7 +17,7 @@ func BenchmarkOverviewWeek(b *testing.B) {
 	m := store.Minute(time.Now())
 	var counts []store.StatCount
 	for i := range 7 * 24 * 60 {
-		for j, name := range Decisions {
+		for j, name := range stats.Decisions() {
 			counts = append(counts, store.StatCount{Bucket: m.Add(-time.Duration(i) * time.Minute), Name: name, Count: int64(i%13 + j)})
 		}
 	}

@@ -64,7 +64,7 @@ func TestBrowserWalk(t *testing.T) {
 
 			do(chromedp.Navigate(s.srv.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS(`input[name=address]`)),
 				chromedp.SendKeys(chromedp.CSS(`input[name=address]`), rootUser),
-				chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "pw-"+rootUser),
+				chromedp.SendKeys(chromedp.CSS(`input[name=password]`), testenv.WebPassword(rootUser)),
 				chromedp.Click(chromedp.CSS(`main button[type=submit]`)),
 				chromedp.WaitVisible(chromedp.CSS(`svg.chart`)))
 			if h := text("h1"); h != tc.overview {

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +16,6 @@ import (
 	"github.com/sekisho/sekisho/internal/api"
 	"github.com/sekisho/sekisho/internal/cluster"
 	"github.com/sekisho/sekisho/internal/lists"
-	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
@@ -27,7 +24,7 @@ import (
 	"github.com/sekisho/sekisho/internal/webauth"
 )
 
-// Users of the test site; each password is "pw-" and the address.
+// Users of the test site; each password is testenv.WebPassword of the address.
 const (
 	rootUser  = "root@example.jp"  // an admin
 	aliceUser = "alice@example.jp" // not an admin
@@ -50,18 +47,8 @@ func newSite(t testing.TB, adminNets ...string) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, u := range []struct {
-		addr  string
-		admin bool
-	}{{rootUser, true}, {aliceUser, false}} {
-		h, err := password.Hash("pw-" + u.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutUser(ctx, store.User{Address: u.addr, PasswordHash: h, Admin: u.admin}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.AddWebUser(t, st, rootUser, true)
+	testenv.AddWebUser(t, st, aliceUser, false)
 	up := testenv.NewUpstream(t, "tcp4")
 	pool, err := upstream.New(upstream.Options{Servers: []string{up.Addr}, TLS: "none", ConnectTimeout: 5 * time.Second})
 	if err != nil {
@@ -101,14 +88,7 @@ func newSite(t testing.TB, adminNets ...string) *site {
 }
 
 // client is a browser-like client of s: cookies kept, redirects not followed.
-func (s *site) client() *http.Client {
-	c := *s.srv.Client() // a copy: the server's client is one shared value
-	c.Jar, _ = cookiejar.New(nil)
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
-}
-
-var loginTokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
+func (s *site) client() *http.Client { return testenv.WebClient(s.srv) }
 
 // user is a logged-in client and its session's CSRF token.
 type user struct {
@@ -120,17 +100,7 @@ type user struct {
 func (s *site) login(t testing.TB, addr string) *user {
 	t.Helper()
 	c := s.client()
-	_, body := doGet(t, c, s.srv.URL+"/login")
-	m := loginTokenRE.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("login form without a token: %s", body)
-	}
-	resp, err := c.PostForm(s.srv.URL+"/login", url.Values{"token": {m[1]}, "address": {addr}, "password": {"pw-" + addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
+	if resp := testenv.WebLogin(t, c, s.srv.URL, addr, testenv.WebPassword(addr), ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login %s: %d", addr, resp.StatusCode)
 	}
 	_, csrf := doGet(t, c, s.srv.URL+"/test/csrf")

@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/chart"
+	"github.com/sekisho/sekisho/internal/stats"
 	"github.com/sekisho/sekisho/internal/store"
 )
-
-// Decisions are the chart series: the names the stats recorder stores per minute.
-var Decisions = []string{"pass", "held", "confirmed", "decoy", "relay_refused", "proxy_refused"}
 
 // span is a chart range: how far back it looks and the width of one bar.
 type span struct {
@@ -63,14 +61,15 @@ func (a *Admin) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Counters = a.counters(ctx)
 	now := a.o.Now()
-	times, values, err := a.cache.steps(ctx, a.o.Store, Decisions, sp, now)
+	decisions := stats.Decisions()
+	times, values, err := a.cache.steps(ctx, a.o.Store, decisions, sp, now)
 	if err != nil {
 		a.fail(w, r, "stats", err)
 		return
 	}
 	c := chart.Chart{ID: "decisions", Title: text(r, "ov_chart_"+sp.Name), Desc: text(r, "ov_chart_desc"),
 		Times: times, Step: sp.Step, Loc: time.Local}
-	for i, name := range Decisions {
+	for i, name := range decisions {
 		c.Series = append(c.Series, chart.Series{Name: name, Label: text(r, "dec_"+name), Values: values[i]})
 		var sum int64
 		for _, v := range values[i] {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -128,7 +129,7 @@ func (s *seeder) serveSeeded(w http.ResponseWriter, r *http.Request, ip netip.Ad
 	copy(seeded[at:], link)
 	body := seeded
 	hdr := w.Header()
-	copyHeader(hdr, inner)
+	maps.Copy(hdr, inner)
 	hdr.Del("Content-Length")
 	tag := hdr.Get("ETag")
 	if tag != "" {
@@ -277,12 +278,6 @@ func remoteIP(r *http.Request) netip.Addr {
 	return netip.Addr{}
 }
 
-func copyHeader(dst, src http.Header) {
-	for k, v := range src {
-		dst[k] = v
-	}
-}
-
 // The capture's modes: what it does with the wrapped handler's response.
 const (
 	undecided = iota
@@ -309,7 +304,7 @@ func (c *capture) Header() http.Header { return c.hdr }
 
 func (c *capture) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		copyHeader(c.w.Header(), c.hdr)
+		maps.Copy(c.w.Header(), c.hdr)
 		c.w.WriteHeader(code) // informational: on its way at once
 		return
 	}
@@ -320,7 +315,7 @@ func (c *capture) WriteHeader(code int) {
 	switch {
 	case code != http.StatusOK:
 		c.mode = passing
-		copyHeader(c.w.Header(), c.hdr)
+		maps.Copy(c.w.Header(), c.hdr)
 		c.w.WriteHeader(code)
 	case isHTML(c.hdr.Get("Content-Type")) && c.hdr.Get("Content-Encoding") == "" && !tooLong(c.hdr.Get("Content-Length")):
 		c.mode = buffering

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sekisho/sekisho/internal/stats"
 )
 
 // Verdict is how one SMTP transaction or recipient ended; its String is the value of the
@@ -186,19 +188,20 @@ func (m *Metrics) HarvestHit() {
 }
 
 // Decisions returns the cumulative totals of the decision series charted by the admin
-// pages: "pass", "held" and "confirmed" recipients, "decoy" hits, "relay_refused"
-// recipients, and "proxy_refused" requests (every proxy and web refusal). Nil returns nil.
+// pages (stats.Decisions): "pass", "held" and "confirmed" recipients, "decoy" hits,
+// "relay_refused" recipients, and "proxy_refused" requests (every proxy and web refusal).
+// Nil returns nil.
 func (m *Metrics) Decisions() map[string]int64 {
 	if m == nil {
 		return nil
 	}
 	return map[string]int64{
-		"pass":          value(m.rcpts[Pass]),
-		"held":          value(m.rcpts[Held]),
-		"confirmed":     value(m.rcpts[Confirmed]),
-		"decoy":         value(m.decoyHits),
-		"relay_refused": value(m.rcpts[RefusedRelay]),
-		"proxy_refused": value(m.proxyRefusals),
+		stats.Pass:         value(m.rcpts[Pass]),
+		stats.Held:         value(m.rcpts[Held]),
+		stats.Confirmed:    value(m.rcpts[Confirmed]),
+		stats.Decoy:        value(m.decoyHits),
+		stats.RelayRefused: value(m.rcpts[RefusedRelay]),
+		stats.ProxyRefused: value(m.proxyRefusals),
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/lists"
-	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
@@ -23,7 +21,7 @@ import (
 	"github.com/sekisho/sekisho/internal/webauth"
 )
 
-// Users of the test site; each one's password is "pw-" + address.
+// Users of the test site; each one's password is testenv.WebPassword of the address.
 const (
 	alice = "alice@example.jp"
 	bob   = "bob@example.jp"
@@ -52,15 +50,8 @@ func newSiteAt(t testing.TB, path string) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, u := range []string{alice, bob} {
-		h, err := password.Hash("pw-" + u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutUser(ctx, store.User{Address: u, PasswordHash: h}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.AddWebUser(t, st, alice, false)
+	testenv.AddWebUser(t, st, bob, false)
 	ls := lists.New()
 	if err := ls.Reload(ctx, st); err != nil {
 		t.Fatal(err)
@@ -101,37 +92,23 @@ type client struct {
 }
 
 func (s *site) client(t testing.TB) *client {
-	c := new(http.Client) // each client its own jar: srv.Client() is one shared client
-	*c = *s.srv.Client()
-	jar, _ := cookiejar.New(nil)
-	c.Jar = jar
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &client{t: t, s: s, c: c}
+	return &client{t: t, s: s, c: testenv.WebClient(s.srv)}
 }
 
-var (
-	tokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
-	csrfRE  = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-)
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // login logs the client in as user and learns the session's CSRF token.
 func (s *site) login(t testing.TB, user string) *client {
 	t.Helper()
 	c := s.client(t)
-	_, body := c.get("/login")
-	m := tokenRE.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("login form without a token: %s", body)
+	if resp := testenv.WebLogin(t, c.c, s.srv.URL, user, testenv.WebPassword(user), ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login as %s: %d", user, resp.StatusCode)
 	}
-	code, _ := c.post("/login", url.Values{"token": {m[1]}, "address": {user}, "password": {"pw-" + user}})
-	if code != http.StatusSeeOther {
-		t.Fatalf("login as %s: %d", user, code)
-	}
-	code, body = c.get("/portal/aliases")
+	code, body := c.get("/portal/aliases")
 	if code != http.StatusOK {
 		t.Fatalf("GET /portal/aliases after login: %d", code)
 	}
-	m = csrfRE.FindStringSubmatch(body)
+	m := csrfRE.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no CSRF token in the page: %s", body)
 	}

@@ -4,19 +4,17 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // site is a real HTTPS server with the login pages, a user page and an admin page.
@@ -32,18 +30,8 @@ func newSite(t *testing.T, adminNets []netip.Prefix) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, u := range []struct {
-		addr  string
-		admin bool
-	}{{"alice@example.jp", false}, {"root@example.jp", true}} {
-		h, err := password.Hash("pw-" + u.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutUser(context.Background(), store.User{Address: u.addr, PasswordHash: h, Admin: u.admin}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.AddWebUser(t, st, "alice@example.jp", false)
+	testenv.AddWebUser(t, st, "root@example.jp", true)
 	a := &Auth{Store: st, Limiter: NewLimiter(Limits{Window: 1 << 40, PerAccount: 3, PerIP: 5})}
 	pages, err := NewPages(a, "/me")
 	if err != nil {
@@ -63,37 +51,6 @@ func newSite(t *testing.T, adminNets []netip.Prefix) *site {
 	return &site{srv: srv, store: st}
 }
 
-func (s *site) client(t *testing.T) *http.Client {
-	c := s.srv.Client()
-	jar, _ := cookiejar.New(nil)
-	c.Jar = jar
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
-}
-
-var tokenRE = regexp.MustCompile(`name="token" value="([^"]+)"`)
-
-// login fetches the form and posts it; it returns the response of the POST.
-func (s *site) login(t *testing.T, c *http.Client, addr, pw, next string) *http.Response {
-	t.Helper()
-	resp, err := c.Get(s.srv.URL + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := tokenRE.FindSubmatch(body)
-	if m == nil {
-		t.Fatalf("login form without a token: %s", body)
-	}
-	resp, err = c.PostForm(s.srv.URL+"/login", url.Values{"token": {string(m[1])}, "address": {addr}, "password": {pw}, "next": {next}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp
-}
-
 func get(t *testing.T, c *http.Client, u string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(u)
@@ -107,11 +64,11 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 
 func TestLoginSessionCSRFLogout(t *testing.T) {
 	s := newSite(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	c := s.client(t)
+	c := testenv.WebClient(s.srv)
 	if code, _ := get(t, c, s.srv.URL+"/me"); code != http.StatusSeeOther {
 		t.Fatalf("GET /me before login: %d, want 303 to /login", code)
 	}
-	resp := s.login(t, c, "alice@example.jp", "pw-alice@example.jp", "//evil.test/")
+	resp := testenv.WebLogin(t, c, s.srv.URL, "alice@example.jp", "pw-alice@example.jp", "//evil.test/")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/me" {
 		t.Fatalf("login: %d to %q; want 303 to /me (an off-site next is ignored)", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -171,29 +128,29 @@ func TestLoginSessionCSRFLogout(t *testing.T) {
 
 func TestLoginLimits(t *testing.T) {
 	s := newSite(t, nil)
-	c := s.client(t)
+	c := testenv.WebClient(s.srv)
 	for i := range 3 {
-		if resp := s.login(t, c, "alice@example.jp", "wrong", ""); resp.StatusCode != http.StatusUnauthorized {
+		if resp := testenv.WebLogin(t, c, s.srv.URL, "alice@example.jp", "wrong", ""); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("bad login %d: %d, want 401", i, resp.StatusCode)
 		}
 	}
-	if resp := s.login(t, c, "alice@example.jp", "pw-alice@example.jp", ""); resp.StatusCode != http.StatusTooManyRequests {
+	if resp := testenv.WebLogin(t, c, s.srv.URL, "alice@example.jp", "pw-alice@example.jp", ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("good password after 3 failures: %d, want 429 (account locked for the window)", resp.StatusCode)
 	}
 	// The IP limit (5) covers accounts that do not exist too.
 	for i := range 2 {
-		if resp := s.login(t, c, "nobody@example.jp", "x", ""); resp.StatusCode != http.StatusUnauthorized {
+		if resp := testenv.WebLogin(t, c, s.srv.URL, "nobody@example.jp", "x", ""); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("unknown account %d: %d, want 401", i, resp.StatusCode)
 		}
 	}
-	if resp := s.login(t, c, "root@example.jp", "pw-root@example.jp", ""); resp.StatusCode != http.StatusTooManyRequests {
+	if resp := testenv.WebLogin(t, c, s.srv.URL, "root@example.jp", "pw-root@example.jp", ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("login from an IP with 5 failures: %d, want 429", resp.StatusCode)
 	}
 }
 
 func TestLoginFormNeedsItsToken(t *testing.T) {
 	s := newSite(t, nil)
-	c := s.client(t)
+	c := testenv.WebClient(s.srv)
 	resp, err := c.PostForm(s.srv.URL+"/login", url.Values{"address": {"alice@example.jp"}, "password": {"pw-alice@example.jp"}})
 	if err != nil {
 		t.Fatal(err)
@@ -206,14 +163,14 @@ func TestLoginFormNeedsItsToken(t *testing.T) {
 
 func TestAdminNetworks(t *testing.T) {
 	s := newSite(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
-	c := s.client(t)
-	s.login(t, c, "root@example.jp", "pw-root@example.jp", "")
+	c := testenv.WebClient(s.srv)
+	testenv.WebLogin(t, c, s.srv.URL, "root@example.jp", "pw-root@example.jp", "")
 	if code, _ := get(t, c, s.srv.URL+"/admin"); code != http.StatusForbidden {
 		t.Fatalf("admin from 127.0.0.1 outside admin_networks: %d, want 403", code)
 	}
 	s2 := newSite(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	c2 := s2.client(t)
-	s2.login(t, c2, "root@example.jp", "pw-root@example.jp", "")
+	c2 := testenv.WebClient(s2.srv)
+	testenv.WebLogin(t, c2, s2.srv.URL, "root@example.jp", "pw-root@example.jp", "")
 	if code, body := get(t, c2, s2.srv.URL+"/admin"); code != 200 || body != "admin" {
 		t.Fatalf("admin from inside admin_networks: %d %q", code, body)
 	}
