@@ -316,9 +316,9 @@ func (p *Planter) store(ctx context.Context, pl plant) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	ip := pl.visit.IP.Unmap().String()
-	ua := oneLine(pl.visit.UserAgent, maxNote)
+	ua := store.OneLine(pl.visit.UserAgent, maxNote)
 	err := p.deps.Store.PutTrap(ctx, store.Trap{
-		Address: pl.addr, IP: ip, UserAgent: ua, URL: oneLine(pl.visit.URL, maxURL), Planted: pl.at,
+		Address: pl.addr, IP: ip, UserAgent: ua, URL: store.OneLine(pl.visit.URL, maxURL), Planted: pl.at,
 	})
 	if err == nil {
 		err = p.deps.Store.Put(ctx, store.Entry{
@@ -340,23 +340,4 @@ func (p *Planter) store(ctx context.Context, pl plant) {
 		p.deps.Counter.HarvestPlanted()
 	}
 	p.log.Info("harvest trap planted", "client", ip, "address", pl.addr, "url", pl.visit.URL)
-}
-
-// oneLine makes s safe for a one-line note: control characters become spaces, and it is
-// cut to at most max bytes on a UTF-8 boundary.
-func oneLine(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && s[cut]&0xc0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/static"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // MaxSeedBytes bounds the HTML page held in memory to be seeded; a larger one is sent as
@@ -56,7 +57,7 @@ type seeder struct {
 }
 
 func (s *seeder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r)
+	ip := webui.ClientIP(r)
 	if !s.pageRequest(r) || !ip.IsValid() {
 		s.next.ServeHTTP(w, r)
 		return
@@ -269,13 +270,6 @@ func addVary(h http.Header, field string) {
 		}
 	}
 	h.Add("Vary", field)
-}
-
-func remoteIP(r *http.Request) netip.Addr {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // The capture's modes: what it does with the wrapped handler's response.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/store"
 )
 
 // errBareLineEnding is returned for a message with a CR or LF that is not part of a CRLF.
@@ -154,24 +156,11 @@ func parseHeader(body []byte) header {
 	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(body)))
 	h, _ := tp.ReadMIMEHeader()
 	return header{
-		Subject:    oneLine(h.Get("Subject")),
+		Subject:    strings.TrimSpace(store.OneLine(h.Get("Subject"), 998)),
 		MessageID:  strings.TrimSpace(h.Get("Message-Id")),
 		InReplyTo:  strings.TrimSpace(h.Get("In-Reply-To")),
 		References: strings.TrimSpace(h.Get("References")),
 	}
-}
-
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 998 {
-		s = s[:998]
-	}
-	return strings.TrimSpace(s)
 }
 
 // receivedInfo is what a Received header records (RFC 5321 §4.4).

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // List names one of the six lists.
@@ -319,4 +320,24 @@ func SenderDomain(sender string) string {
 		return ""
 	}
 	return strings.ToLower(sender[at+1:])
+}
+
+// OneLine makes s fit a one-line text field (a note, a subject, a user agent): control
+// characters become spaces, and it is cut to at most max bytes on a character boundary, so
+// that what is stored stays valid UTF-8 (PostgreSQL refuses anything else).
+func OneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

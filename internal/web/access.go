@@ -9,13 +9,14 @@ import (
 
 	"github.com/sekisho/sekisho/internal/accesslog"
 	"github.com/sekisho/sekisho/internal/metrics"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // AdminOnly serves h to clients whose address is in networks (admin_networks) and answers
 // 403 to every other client. The address is the connection's, never a header's.
 func AdminOnly(networks []netip.Prefix, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := remoteIP(r)
+		ip := webui.ClientIP(r)
 		for _, n := range networks {
 			if n.Contains(ip) {
 				h.ServeHTTP(w, r)
@@ -51,7 +52,7 @@ func (s *Server) access(rt Route) http.Handler {
 			m.Bytes(in.Load(), aw.Bytes)
 			s.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
 				slog.String("proxy", kind),
-				slog.String("client", remoteIP(r).String()),
+				slog.String("client", webui.ClientIP(r).String()),
 				slog.String("method", r.Method),
 				slog.String("host", r.Host),
 				slog.String("target", r.URL.RequestURI()),

@@ -164,7 +164,7 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := c.Now()
-	e.Note = "confirmed " + now.UTC().Format(time.RFC3339) + " from " + remoteIP(r).String() + " " + oneLine(r.UserAgent(), 200)
+	e.Note = "confirmed " + now.UTC().Format(time.RFC3339) + " from " + webui.ClientIP(r).String() + " " + store.OneLine(r.UserAgent(), 200)
 	e.Source = "confirmed"
 	if err := c.Store.Put(r.Context(), e); err != nil {
 		c.Log.Error("confirm: mark token", "err", err)
@@ -198,7 +198,7 @@ func (c *Confirm) post(w http.ResponseWriter, r *http.Request) {
 			c.Log.Warn("confirm: held message not released, stays held", "held", h.ID, "err", err)
 		}
 	}
-	c.Log.Info("sender confirmed", "sender", e.Target, "delivered", p.Delivered, "left", p.Left, "client", remoteIP(r).String())
+	c.Log.Info("sender confirmed", "sender", e.Target, "delivered", p.Delivered, "left", p.Left, "client", webui.ClientIP(r).String())
 	c.render(w, r, http.StatusOK, p)
 }
 
@@ -210,20 +210,4 @@ func MaskAddress(addr string) string {
 	}
 	first := []rune(local)[0]
 	return string(first) + "***@" + domain
-}
-
-// oneLine makes s safe for a one-line note or log value: control characters become spaces,
-// invalid UTF-8 U+FFFD (strings.Map), and it is cut to at most max bytes on a UTF-8 boundary
-// (a note is stored as text, which PostgreSQL refuses in invalid UTF-8).
-func oneLine(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "")
-	}
-	return s
 }

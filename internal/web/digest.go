@@ -12,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/internal/digest"
 	"github.com/sekisho/sekisho/internal/release"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // Digest serves the page of one held message linked from a digest mail, /d/{token} (SPEC
@@ -108,11 +109,11 @@ func (d *Digest) post(w http.ResponseWriter, r *http.Request) {
 	age, genuine, fresh := viewTokens{d.Key}.fresh(challenge.HashToken(r.PathValue("token")), r.PostFormValue("v"), d.Now(), d.MinWait)
 	action := r.PostFormValue("action")
 	if !fresh || (action != "release" && action != "whitelist" && action != "delete") {
-		d.Log.Info("digest page asked again", "held", h.ID, "genuine", genuine, "age", age.Round(time.Millisecond), "action", oneLine(action, 20))
+		d.Log.Info("digest page asked again", "held", h.ID, "genuine", genuine, "age", age.Round(time.Millisecond), "action", store.OneLine(action, 20))
 		d.showForm(w, r, h, rcpt, "again")
 		return
 	}
-	log := d.Log.With("held", h.ID, "rcpt", rcpt.Rcpt, "from", h.From, "client", remoteIP(r).String())
+	log := d.Log.With("held", h.ID, "rcpt", rcpt.Rcpt, "from", h.From, "client", webui.ClientIP(r).String())
 	if action == "delete" {
 		if err := d.Store.HeldRemove(r.Context(), h.ID, []string{rcpt.Rcpt}); err != nil && !errors.Is(err, store.ErrNotFound) {
 			log.Error("digest page: delete", "err", err)

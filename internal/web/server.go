@@ -25,6 +25,7 @@ import (
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // Limits on what a client may send; a slow or oversized request is cut off.
@@ -235,7 +236,7 @@ func (s *Server) serves(host string) bool {
 // guard refuses blacklisted clients and proxy-style requests.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := remoteIP(r)
+		ip := webui.ClientIP(r)
 		if s.deps.Lists != nil && s.deps.Lists.BlackIP(ip, s.deps.Now()) {
 			s.refusedBlack.Add(1)
 			s.refusals.Refused("black-ip")
@@ -388,11 +389,4 @@ func hostOnly(hostport string) string {
 		return strings.Trim(h, "[]")
 	}
 	return strings.Trim(hostport, "[]")
-}
-
-func remoteIP(r *http.Request) netip.Addr {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
+	"github.com/sekisho/sekisho/internal/webui"
 )
 
 // Cookie names.
@@ -100,22 +100,12 @@ func hashID(v string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// ClientIP is the address of the client of r (the TCP peer; no forwarding header is trusted).
-func ClientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, _ := netip.ParseAddr(host)
-	return ip.Unmap()
-}
-
 // Login checks address and password; on success it starts a session and sets its cookie.
 // Failures are counted against the account and the client IP.
 func (a *Auth) Login(w http.ResponseWriter, r *http.Request, address, pw string) (Who, error) {
 	a.init()
 	lim := a.Limiter
-	ip := ClientIP(r)
+	ip := webui.ClientIP(r)
 	now := a.now()
 	if !lim.Allow(address, ip, now) {
 		return Who{}, ErrTooMany
@@ -235,7 +225,7 @@ func (a *Auth) RequireAdmin(networks []netip.Prefix, next http.Handler) http.Han
 		next.ServeHTTP(w, r)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !InNetworks(ClientIP(r), networks) {
+		if !InNetworks(webui.ClientIP(r), networks) {
 			http.Error(w, "Forbidden", http.StatusForbidden)
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -234,4 +235,14 @@ func SecurityHeaders(w http.ResponseWriter) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'")
+}
+
+// ClientIP is the address of the client of r: the TCP peer, never a forwarding header.
+// An IPv4-mapped address is unmapped; an unparsable RemoteAddr gives the zero Addr.
+func ClientIP(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	ip, _ := netip.ParseAddr(r.RemoteAddr)
+	return ip.Unmap()
 }

@@ -1,4 +1,4 @@
-package web
+package store
 
 import (
 	"testing"
@@ -16,9 +16,9 @@ func TestOneLine(t *testing.T) {
 		{"a\xffb", 10, "a\uFFFDb"},
 		{"abc", 2, "ab"},
 	} {
-		got := oneLine(tc.in, tc.max)
+		got := OneLine(tc.in, tc.max)
 		if got != tc.want || !utf8.ValidString(got) || len(got) > tc.max {
-			t.Errorf("oneLine(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			t.Errorf("OneLine(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
 		}
 	}
 }
