@@ -104,7 +104,7 @@ func TestBeat(t *testing.T) {
 		defer wg.Wait()
 		defer cancel()
 		var first cluster.Node
-		if !waitFor(5*time.Second, func() bool {
+		if !testenv.Eventually(5*time.Second, func() bool {
 			ns, err := reg.Nodes(ctx)
 			if err != nil || len(ns) != 1 {
 				return false
@@ -117,7 +117,7 @@ func TestBeat(t *testing.T) {
 		if first.ID != "n1" || first.Version != "v9" || first.Started.UnixMilli() != started.UnixMilli() {
 			t.Errorf("entry = %+v", first)
 		}
-		if !waitFor(5*time.Second, func() bool {
+		if !testenv.Eventually(5*time.Second, func() bool {
 			ns, err := reg.Nodes(ctx)
 			return err == nil && len(ns) == 1 && ns[0].Heartbeat.After(first.Heartbeat) && ns[0].Counters["beats"] > first.Counters["beats"]
 		}) {
@@ -216,7 +216,7 @@ func TestTryLockPostgres(t *testing.T) {
 	c := openPG(t, withApp(t, dsn, name+"_c"))
 	mustLock("C", c, "expire", true)
 	c.Close()
-	if !waitFor(5*time.Second, func() bool { // the server ends C's session a moment later
+	if !testenv.Eventually(5*time.Second, func() bool { // the server ends C's session a moment later
 		rel, ok, err := b.TryLock(ctx, "expire")
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +241,7 @@ func TestTryLockPostgres(t *testing.T) {
 		t.Fatalf("terminated %d lock sessions of A, want 1", n)
 	}
 	var relB3 func()
-	if !waitFor(5*time.Second, func() bool {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		rel, ok, err := b.TryLock(ctx, "expire")
 		if err != nil {
 			t.Fatal(err)
@@ -338,7 +338,7 @@ func TestRunOncePostgres(t *testing.T) {
 	// The leader stops: another node takes over within a few ticks.
 	stops[first]()
 	before, _ := total()
-	if !waitFor(5*time.Second, func() bool { s, _ := total(); return s > before+5 }) {
+	if !testenv.Eventually(5*time.Second, func() bool { s, _ := total(); return s > before+5 }) {
 		t.Fatalf("no node took over after node %d stopped", first)
 	}
 	reset()
@@ -381,21 +381,9 @@ func TestRunOnceSQLite(t *testing.T) {
 			return nil
 		}, testenv.Logger(t))
 	}()
-	if !waitFor(5*time.Second, func() bool { return runs.Load() >= 10 }) {
+	if !testenv.Eventually(5*time.Second, func() bool { return runs.Load() >= 10 }) {
 		t.Fatalf("%d runs within 5s", runs.Load())
 	}
 	cancel()
 	<-done
-}
-
-// waitFor polls cond every 10 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
 }

@@ -121,7 +121,7 @@ func TestPlantRecordsOnce(t *testing.T) {
 	if tr.IP != "127.0.0.7" || tr.URL != v.URL || tr.UserAgent != "Harvester/2.0  X-Evil: 1" || !tr.Planted.Equal(clk.Now()) {
 		t.Errorf("trap = %+v", tr)
 	}
-	if !waitFor(func() bool { return n.lists.Decoy(addr) }) {
+	if !testenv.Eventually(5*time.Second, func() bool { return n.lists.Decoy(addr) }) {
 		t.Fatal("the planting node's lists do not have the DECOY entry")
 	}
 	es, err := st.Entries(t.Context(), store.Decoy, store.Query{})
@@ -208,21 +208,9 @@ func TestAddressStoreDown(t *testing.T) {
 
 func waitTrap(t *testing.T, st store.Store, addr string) {
 	t.Helper()
-	if !waitFor(func() bool { _, err := st.GetTrap(t.Context(), addr); return err == nil }) {
+	if !testenv.Eventually(5*time.Second, func() bool { _, err := st.GetTrap(t.Context(), addr); return err == nil }) {
 		t.Fatalf("trap %s not stored", addr)
 	}
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(cond func() bool) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

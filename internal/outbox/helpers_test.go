@@ -79,18 +79,6 @@ func run(t *testing.T, s *outbox.Sender) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it holds, or fails the test after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // queued returns everything in the outbox, due or not.
 func queued(t *testing.T, st store.Store) []store.OutMsg {
 	t.Helper()

@@ -78,7 +78,7 @@ func (x *setup) enqueue(t *testing.T, to ...string) []byte {
 func (x *setup) attempts(t *testing.T, n int) store.OutMsg {
 	t.Helper()
 	var m store.OutMsg
-	waitFor(t, "a failed attempt to be recorded", func() bool {
+	testenv.WaitFor(t, "a failed attempt to be recorded", func() bool {
 		q := queued(t, x.st)
 		if len(q) != 1 {
 			return false
@@ -101,7 +101,7 @@ func TestDeliveredOnce(t *testing.T) {
 		t.Errorf("upstream got from %q to %q (data equal: %v); want <> to taro@example.co.jp, the queued bytes",
 			m.From, m.To, bytes.Equal(m.Data, data))
 	}
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
 
 	// A second message passes through the same loop: had the first been sent again, it
 	// would have arrived before it.
@@ -147,7 +147,7 @@ func TestRetryWhileDown(t *testing.T) {
 	x.enqueue(t, "saburo@example.com")
 	x.up.Wait(t, 1)
 	x.gate.up.Store(false)
-	waitFor(t, "the second message to leave the outbox", func() bool { return len(queued(t, x.st)) == 1 })
+	testenv.WaitFor(t, "the second message to leave the outbox", func() bool { return len(queued(t, x.st)) == 1 })
 	if n := x.gate.tries.Load(); n != tries+1 {
 		t.Errorf("%d connection attempts for one message", n-tries)
 	}
@@ -172,7 +172,7 @@ func TestRetryWhileDown(t *testing.T) {
 	x.gate.up.Store(true)
 	x.clk.Advance(4 * time.Minute)
 	x.up.Wait(t, 2)
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
 	x.enqueue(t, "jiro@example.com")
 	if msgs := x.up.Wait(t, 3); len(msgs) != 3 {
 		t.Errorf("%d messages delivered, want 3 (each once)", len(msgs))
@@ -196,7 +196,7 @@ func TestTemporaryRefusal(t *testing.T) {
 	x.up.FailData(nil)
 	x.clk.Advance(10 * time.Minute)
 	x.up.Wait(t, 1)
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
 	if !slices.Equal(asked, []int{1}) {
 		t.Errorf("Backoff asked for attempts %v, want [1]", asked)
 	}
@@ -207,7 +207,7 @@ func TestPermanentRefusal(t *testing.T) {
 	x.up.FailData(&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "no"})
 	run(t, x.s)
 	x.enqueue(t, "taro@example.co.jp")
-	waitFor(t, "the refused message to leave the outbox", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the refused message to leave the outbox", func() bool { return len(queued(t, x.st)) == 0 })
 	x.up.FailData(nil)
 	x.clk.Advance(24 * time.Hour)
 	x.enqueue(t, "jiro@example.com")
@@ -233,7 +233,7 @@ func TestSomeRecipientsRefused(t *testing.T) {
 		t.Errorf("first delivery to %v, want [now@example.org]", msgs[0].To)
 	}
 	var q []store.OutMsg
-	waitFor(t, "the rest to be queued", func() bool {
+	testenv.WaitFor(t, "the rest to be queued", func() bool {
 		q = queued(t, x.st)
 		return len(q) == 1 && slices.Equal(q[0].To, []string{"later@example.org"})
 	})
@@ -248,7 +248,7 @@ func TestSomeRecipientsRefused(t *testing.T) {
 	if !slices.Equal(msgs[1].To, []string{"later@example.org"}) {
 		t.Errorf("second delivery to %v, want [later@example.org]", msgs[1].To)
 	}
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
 }
 
 func TestUnconfirmedNotSentAgain(t *testing.T) {
@@ -260,12 +260,12 @@ func TestUnconfirmedNotSentAgain(t *testing.T) {
 	if err := s.Enqueue(t.Context(), outbox.KindChallenge, "", []string{"taro@example.co.jp"}, challengeMail(t, "taro@example.co.jp", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the message to leave the outbox", func() bool { return len(queued(t, st)) == 0 })
+	testenv.WaitFor(t, "the message to leave the outbox", func() bool { return len(queued(t, st)) == 0 })
 	clk.Advance(24 * time.Hour)
 	if err := s.Enqueue(t.Context(), outbox.KindChallenge, "", []string{"jiro@example.com"}, challengeMail(t, "jiro@example.com", clk.Now())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second message to leave the outbox", func() bool { return len(queued(t, st)) == 0 })
+	testenv.WaitFor(t, "the second message to leave the outbox", func() bool { return len(queued(t, st)) == 0 })
 	if n := sw.messages.Load(); n != 2 {
 		t.Errorf("the server took %d messages, want 2: one try each", n)
 	}
@@ -279,7 +279,7 @@ func TestRestartPicksUpPending(t *testing.T) {
 	// Queued and tried once while the relay was down.
 	stop := run(t, x.s)
 	second := x.enqueue(t, "jiro@example.com")
-	waitFor(t, "both to fail once", func() bool {
+	testenv.WaitFor(t, "both to fail once", func() bool {
 		q := queued(t, x.st)
 		return len(q) == 2 && q[0].Attempts == 1 && q[1].Attempts == 1
 	})
@@ -300,7 +300,7 @@ func TestRestartPicksUpPending(t *testing.T) {
 		!slices.ContainsFunc(got, func(b []byte) bool { return bytes.Equal(b, second) }) {
 		t.Error("after the restart the upstream did not get both messages")
 	}
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, st)) == 0 })
 	if err := s.Enqueue(t.Context(), outbox.KindChallenge, "", []string{"saburo@example.com"}, challengeMail(t, "saburo@example.com", x.clk.Now())); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestMaxAge(t *testing.T) {
 	x.enqueue(t, "taro@example.co.jp")
 	x.attempts(t, 1)
 	x.clk.Advance(time.Hour)
-	waitFor(t, "the message to be given up", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the message to be given up", func() bool { return len(queued(t, x.st)) == 0 })
 	if n := len(x.up.Messages()); n != 0 {
 		t.Errorf("%d delivered", n)
 	}
@@ -364,7 +364,7 @@ func TestOutcomeNotRecordedIsNotResent(t *testing.T) {
 	x.enqueue(t, "taro@example.co.jp")
 	x.up.Wait(t, 1)
 	// The message stays in the store, due, while Run keeps trying to mark it done.
-	waitFor(t, "several tries to mark it done", func() bool { return fs.calls.Load() >= 5 })
+	testenv.WaitFor(t, "several tries to mark it done", func() bool { return fs.calls.Load() >= 5 })
 	if q := queued(t, x.st); len(q) != 1 {
 		t.Fatalf("%d queued, want the delivered message still there", len(q))
 	}
@@ -372,7 +372,7 @@ func TestOutcomeNotRecordedIsNotResent(t *testing.T) {
 		t.Fatalf("delivered %d times while the store failed", n)
 	}
 	fs.fail.Store(false)
-	waitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
+	testenv.WaitFor(t, "the outbox to empty", func() bool { return len(queued(t, x.st)) == 0 })
 	if n := x.up.Conns(); n != 1 {
 		t.Errorf("%d upstream sessions, want 1", n)
 	}

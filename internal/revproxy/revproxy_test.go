@@ -145,17 +145,6 @@ func field(body, key string) string {
 	return ""
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func upState(rt *Route, addr string) bool {
 	for _, u := range rt.Stats().Upstreams {
 		if u.Addr == addr {
@@ -242,17 +231,17 @@ func TestFailoverKilledBackend(t *testing.T) {
 				}
 			})
 
-			waitFor(t, "both backends to serve", func() bool { return a.hits.Load() > 20 && b.hits.Load() > 20 })
+			testenv.WaitFor(t, "both backends to serve", func() bool { return a.hits.Load() > 20 && b.hits.Load() > 20 })
 			phase.Store(killed)
 			a.kill()
-			waitFor(t, "a to be out", func() bool { return !upState(rt, a.addr()) })
+			testenv.WaitFor(t, "a to be out", func() bool { return !upState(rt, a.addr()) })
 			phase.Store(out)
 			hitsB := b.hits.Load()
-			waitFor(t, "requests after a is out", func() bool { return b.hits.Load() > hitsB+100 })
+			testenv.WaitFor(t, "requests after a is out", func() bool { return b.hits.Load() > hitsB+100 })
 			a.restart(t)
-			waitFor(t, "the health check to put a back", func() bool { return upState(rt, a.addr()) })
+			testenv.WaitFor(t, "the health check to put a back", func() bool { return upState(rt, a.addr()) })
 			hitsA := a.hits.Load()
-			waitFor(t, "a to serve again", func() bool { return a.hits.Load() > hitsA+20 })
+			testenv.WaitFor(t, "a to serve again", func() bool { return a.hits.Load() > hitsA+20 })
 			stop.Store(true)
 			wg.Wait()
 

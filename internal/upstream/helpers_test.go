@@ -45,18 +45,6 @@ func newPool(t testing.TB, opts Options) *Pool {
 	return p
 }
 
-// waitFor polls cond until it holds, failing the test after 5 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // listen listens on a free port of loopback: network is "tcp4" or "tcp6".
 func listen(t testing.TB, network string) net.Listener {
 	t.Helper()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 func TestRoundRobin(t *testing.T) {
@@ -192,7 +194,7 @@ func TestReuseAfterServerClosedIdle(t *testing.T) {
 		t.Fatalf("Send: %v", err)
 	}
 	ts.dropAll()
-	waitFor(t, "the server to drop its connection", func() bool { return ts.activeCount() == 0 })
+	testenv.WaitFor(t, "the server to drop its connection", func() bool { return ts.activeCount() == 0 })
 
 	if _, err := p.Send(t.Context(), testEnvelope(), []byte(testBody)); err != nil {
 		t.Fatalf("Send after the server closed the idle connection: %v", err)
@@ -211,7 +213,7 @@ func TestIdleTimeout(t *testing.T) {
 	if _, err := p.Send(t.Context(), testEnvelope(), []byte(testBody)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	waitFor(t, "the idle connection to be closed", func() bool { return ts.activeCount() == 0 })
+	testenv.WaitFor(t, "the idle connection to be closed", func() bool { return ts.activeCount() == 0 })
 	if h := p.Health()[0]; h.Idle != 0 {
 		t.Errorf("%d idle connections, want 0", h.Idle)
 	}
@@ -259,7 +261,7 @@ func TestMaxIdle(t *testing.T) {
 	if h := p.Health()[0]; h.Idle > 2 || h.InFlight != 0 {
 		t.Errorf("health %+v, want at most 2 idle and none in flight", h)
 	}
-	waitFor(t, "surplus connections to close", func() bool { return ts.activeCount() <= 2 })
+	testenv.WaitFor(t, "surplus connections to close", func() bool { return ts.activeCount() <= 2 })
 }
 
 func TestNoIdle(t *testing.T) {
@@ -307,7 +309,7 @@ func TestClose(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	waitFor(t, "the idle connection to close", func() bool { return ts.activeCount() == 0 })
+	testenv.WaitFor(t, "the idle connection to close", func() bool { return ts.activeCount() == 0 })
 	if _, err := p.Send(t.Context(), testEnvelope(), []byte(testBody)); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Send after Close: %v, want ErrUnavailable", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 func TestTxVerifiesRecipientsThenSends(t *testing.T) {
@@ -167,7 +169,7 @@ func TestTxReusedConnectionClosedWhileIdle(t *testing.T) {
 		t.Fatalf("connections = %d, want 1 (reused)", ts.connCount())
 	}
 	ts.dropAll()
-	waitFor(t, "server to drop its sessions", func() bool { return ts.activeCount() == 0 })
+	testenv.WaitFor(t, "server to drop its sessions", func() bool { return ts.activeCount() == 0 })
 	send()
 	if n := len(ts.messages()); n != 3 {
 		t.Fatalf("messages = %d, want 3", n)

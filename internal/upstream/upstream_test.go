@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 const testBody = "From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -391,7 +393,7 @@ func TestConnectionLostAfterDot(t *testing.T) {
 		t.Errorf("Result.Server = %q, want %q", res.Server, a.Addr)
 	}
 	// The test server records the message after its handler has cut the connection: wait.
-	waitFor(t, "the first server's delivery", func() bool { return len(a.messages()) == 1 })
+	testenv.WaitFor(t, "the first server's delivery", func() bool { return len(a.messages()) == 1 })
 	if len(a.messages()) != 1 || b.connCount() != 0 {
 		t.Errorf("first server has %d messages, second %d connections; want exactly one delivery", len(a.messages()), b.connCount())
 	}
