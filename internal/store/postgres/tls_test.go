@@ -2,15 +2,7 @@ package postgres
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,77 +15,14 @@ import (
 	"github.com/sekisho/sekisho/internal/testenv"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a server certificate for localhost and 127.0.0.1 signed by the CA, and its
-// key, both PEM.
-func (ca *testCA) issue(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 // TestTLS: a throwaway PostgreSQL cluster with ssl on, a certificate of a test CA, and a
 // pg_hba.conf that only accepts TLS (hostssl). A store opened with sslmode=verify-full and
 // that CA as sslrootcert works; with another CA the certificate is refused; without TLS the
 // server refuses the connection.
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "sekisho test CA")
-	certPEM, keyPEM := ca.issue(t)
+	ca := testenv.NewCA(t, "sekisho test CA")
+	_, certPEM, keyPEM := ca.Issue(t, "localhost", "127.0.0.1")
 	pg := testenv.StartPostgres(t, testenv.PostgresOptions{
 		Conf: []string{"ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"},
 		HBA:  []string{"hostssl all all 127.0.0.1/32 trust"},
@@ -104,12 +33,12 @@ func TestTLS(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	otherFile := filepath.Join(dir, "other-ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+	caFile := filepath.Join(dir, "ca.PEM")
+	otherFile := filepath.Join(dir, "other-ca.PEM")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(otherFile, newTestCA(t, "another CA").pem, 0o600); err != nil {
+	if err := os.WriteFile(otherFile, testenv.NewCA(t, "another CA").PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dsn := func(sslmode, rootcert string) string {
