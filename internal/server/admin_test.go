@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -47,14 +46,7 @@ func TestAdminPagesInServer(t *testing.T) {
 listen = ["127.0.0.1:0"]
 admin_networks = ["127.0.0.1/32"]
 `)
-	srv, err := New(t.Context(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx, time.Second); close(done) }()
-	defer func() { cancel(); <-done }()
+	srv := runServer(t, cfg, testenv.Logger(t))
 	st := srv.Store()
 	hash, err := password.Hash("pw-root")
 	if err != nil {

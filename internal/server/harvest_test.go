@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sekisho/sekisho/internal/testenv"
 )
@@ -52,19 +50,7 @@ path = "/static/"
 root = %q
 plain = "serve"
 `, tc.seed, backend.Listener.Addr().String(), root))
-			srv, err := New(t.Context(), cfg, testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(ctx, time.Second) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			}()
+			srv := runServer(t, cfg, testenv.Logger(t))
 			_, plain := srv.web.Addrs()
 			web := "http://" + plain[0].String()
 			code, body := curlStatus(t, "-H", "Host: www.example.test", web+"/static/")
