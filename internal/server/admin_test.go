@@ -25,11 +25,10 @@ import (
 // cookies, not following redirects.
 func webClient(from string) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 	return &http.Client{
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		Transport:     &http.Transport{DialContext: fromAddr(from).DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 		Timeout:       10 * time.Second,
 	}
 }

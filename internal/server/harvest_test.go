@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,13 +27,7 @@ func TestWebHarvestWiring(t *testing.T) {
 	}{{"decoy_seed set", `decoy_seed = "example.jp"`, true}, {"decoy_seed off", "", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			root := filepath.Join(dir, "www")
-			if err := os.MkdirAll(root, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, "index.html"), []byte(html), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			root := siteWith(t, dir, "index.html", html)
 			cfg := parse(t, baseConfig(dir, "127.0.0.1:0", up.Addr)+fmt.Sprintf(`
 [web]
 listen_plain = ["127.0.0.1:0"]
