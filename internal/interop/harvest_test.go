@@ -82,16 +82,7 @@ decoy_seed = "example.jp"
 host = %q
 root = %q
 `, siteHost, root)})
-	var webAddr string
-	if !waitFor(10*time.Second, func() bool {
-		a := s.listeningOn("web listening")
-		if len(a) > 0 {
-			webAddr = a[0]
-		}
-		return webAddr != ""
-	}) {
-		t.Fatal("the web server did not start")
-	}
+	webAddr := s.webAddr()
 	st, err := sqlite.Open(t.Context(), filepath.Join(s.dataDir, "sekisho.db"))
 	if err != nil {
 		t.Fatal(err)
