@@ -228,14 +228,8 @@ HELD=$(psql "$PG_BASE" -X -Atqc "SET search_path = $SCHEMA; SELECT count(*) FROM
   echo "# sekisho bench/cluster.sh $STAMP  sessions=$SESSIONS msgs=$MSGS size=${SIZE}B reps=$REPS  ($(nproc) CPUs, $(psql "$PG_BASE" -X -Atqc 'SHOW server_version' | cut -d' ' -f1) PostgreSQL, postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null || echo '?'))"
   echo "# msg/s: smtp-source start until smtp-sink counted every message; median of $REPS (min-max)"
   echo "# $COUNTING: executed by the database during the run, all clients of the database (pg_stat_statements: our psql excluded)"
-  awk -F'\t' -v idle="$IDLE_Q" -v idles="$IDLE_S_EFF" -v counting="$COUNTING" -v extra="$EXTRA_S" '
+  awk -F'\t' -v idle="$IDLE_Q" -v idles="$IDLE_S_EFF" -v counting="$COUNTING" -v extra="$EXTRA_S" "$AWK_MEDIAN"'
     { n[$1]++; v[$1, n[$1]] = $3; e[$1, n[$1]] = $4; q[$1, n[$1]] = $6; order[$1] = NR }
-    function med(k, arr,   m, i, j, t, a) {
-      m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
-      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-      lo = a[1]; hi = a[m]
-      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
     END {
       d = med("direct", v)
       one = med("one-node", v)

@@ -91,6 +91,16 @@ sink_wait() {
   echo "$after"
 }
 
+# AWK_MEDIAN — for the summaries, an awk function: med(k, arr) is the median of the samples
+# arr[k, 1..n[k]], and sets lo and hi to their minimum and maximum.
+AWK_MEDIAN='
+function med(k, arr,   m, i, j, t, a) {
+  m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
+  for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+  lo = a[1]; hi = a[m]
+  return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}'
+
 # smoke PORT — one message via swaks must reach the sink (proves the whitelist and route).
 smoke() {
   local b i; b=$(sink_count)

@@ -115,14 +115,8 @@ own_comparison() {
   {
     echo "# sekisho bench/smtp.sh $STAMP  sessions=$SESSIONS msgs=$MSGS reps=$REPS  ($(nproc) CPUs, postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null || echo '?'))"
     echo "# e2e = smtp-source start until smtp-sink counted every message; median of $REPS (min-max)"
-    awk -F'\t' '
+    awk -F'\t' "$AWK_MEDIAN"'
       { k = $1 SUBSEP $2; n[k]++; v[k, n[k]] = $4; mb[k, n[k]] = $5; sizes[$2] = 1; got[k] += $8 }
-      function med(k, arr,   m, i, j, t, a) {
-        m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        lo = a[1]; hi = a[m]
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-      }
       END {
         printf "%-8s  %-24s  %-24s  %s\n", "size", "direct msg/s (MB/s)", "sekisho msg/s (MB/s)", "sekisho/direct"
         for (s in sizes) {
