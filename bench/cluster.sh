@@ -125,12 +125,7 @@ else
 fi
 
 # ---------------------------------------------------------------- sekisho
-SEKISHO=${SEKISHO_BIN:-}
-if [ -z "$SEKISHO" ]; then
-  SEKISHO=$WORK/sekisho
-  log "go build ./cmd/sekisho"
-  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build failed"
-fi
+build_sekisho
 
 # node_config NAME PORT — sekisho's configuration as in bench/smtp.sh, on the shared store.
 node_config() {
@@ -157,37 +152,12 @@ node_start() {  # node_start NAME PORT — sets NODE_PID
   log "started sekisho $1 (pid $NODE_PID) on 127.0.0.1:$2 -> 127.0.0.1:$SINK_PORT, store schema $SCHEMA"
 }
 
-# ---------------------------------------------------------------- sink
-SINK_LOG=$WORK/sink.log
-sink_start() {
-  local u=()
-  [ "$(id -u)" = 0 ] && u=(-u postfix)
-  smtp-sink -c "${u[@]}" -m 1024 "127.0.0.1:$SINK_PORT" 1024 >"$SINK_LOG" 2>&1 &
-  SINK_PID=$!
-  PIDS+=("$SINK_PID")
-  wait_port "$SINK_PORT" "$SINK_PID" || { cat "$SINK_LOG" >&2; die "smtp-sink did not come up"; }
-  log "started smtp-sink (pid $SINK_PID) on 127.0.0.1:$SINK_PORT"
-}
-sink_count() {
-  local c
-  c=$(tail -c 200 "$SINK_LOG" 2>/dev/null | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -1 || true)
-  c=${c#mesg=}
-  echo "${c:-0}"
-}
-smoke() {  # smoke PORT — one message via swaks must reach the sink
-  local b i; b=$(sink_count)
-  swaks -s 127.0.0.1 -p "$1" -f bench@sender.test -t user@bench.test --timeout 10 >"$WORK/smoke.log" 2>&1 \
-    || { cat "$WORK/smoke.log" >&2; die "smoke message via :$1 refused"; }
-  for ((i = 0; i < 100; i++)); do (($(sink_count) > b)) && return 0; sleep 0.1; done
-  die "smoke message via :$1 did not reach the sink (held? see $WORK)"
-}
-
 # run_one TARGET REP PORT... — MSGS messages over SESSIONS sessions, split evenly across the
 # ports (one smtp-source per port, in parallel); timed until the sink counted them all.
 run_one() {
   local target=$1 rep=$2
   shift 2
-  local n=$# before after t0 t1 t2 rc=0 last=-1 last_change i port m s q0=0 q1=0 pids=()
+  local n=$# before after t0 t2 rc=0 i port m s q0=0 q1=0 pids=()
   before=$(sink_count)
   [ "$target" != direct ] && { count_reset; q0=$(count_read); }
   t0=$(now)
@@ -201,15 +171,7 @@ run_one() {
     i=$((i + 1))
   done
   for i in "${!pids[@]}"; do wait "${pids[i]}" || rc=$?; done
-  t1=$(now)
-  last_change=$t1
-  while :; do
-    after=$(sink_count)
-    ((after - before >= MSGS)) && break
-    if ((after != last)); then last=$after; last_change=$(now); fi
-    awk -v n="$(now)" -v l="$last_change" -v s="$STALL_S" 'BEGIN{exit !(n - l > s)}' && break
-    sleep 0.02
-  done
+  after=$(sink_wait "$before")
   t2=$(now)
   local got=$((after - before)) e2e rate queries=- perk=-
   e2e=$(awk -v a="$t0" -v b="$t2" 'BEGIN{printf "%.3f", b - a}')
@@ -230,7 +192,7 @@ run_one() {
 }
 
 # ---------------------------------------------------------------- the run
-sink_start
+sink_start "$SINK_PORT"
 node_config node-1 "$NODE1_PORT"
 node_config node-2 "$NODE2_PORT"
 "$SEKISHO" list add white bench@sender.test -config "$WORK/node-1/sekisho.toml" >/dev/null || die "list add white failed"
@@ -266,14 +228,8 @@ HELD=$(psql "$PG_BASE" -X -Atqc "SET search_path = $SCHEMA; SELECT count(*) FROM
   echo "# sekisho bench/cluster.sh $STAMP  sessions=$SESSIONS msgs=$MSGS size=${SIZE}B reps=$REPS  ($(nproc) CPUs, $(psql "$PG_BASE" -X -Atqc 'SHOW server_version' | cut -d' ' -f1) PostgreSQL, postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null || echo '?'))"
   echo "# msg/s: smtp-source start until smtp-sink counted every message; median of $REPS (min-max)"
   echo "# $COUNTING: executed by the database during the run, all clients of the database (pg_stat_statements: our psql excluded)"
-  awk -F'\t' -v idle="$IDLE_Q" -v idles="$IDLE_S_EFF" -v counting="$COUNTING" -v extra="$EXTRA_S" '
+  awk -F'\t' -v idle="$IDLE_Q" -v idles="$IDLE_S_EFF" -v counting="$COUNTING" -v extra="$EXTRA_S" "$AWK_MEDIAN"'
     { n[$1]++; v[$1, n[$1]] = $3; e[$1, n[$1]] = $4; q[$1, n[$1]] = $6; order[$1] = NR }
-    function med(k, arr,   m, i, j, t, a) {
-      m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
-      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-      lo = a[1]; hi = a[m]
-      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
     END {
       d = med("direct", v)
       one = med("one-node", v)

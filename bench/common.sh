@@ -1,4 +1,4 @@
-# common.sh — helpers shared by bench/{smtp,cluster,idle,harvest}.sh. Sourced, not run.
+# common.sh — helpers shared by bench/{smtp,cluster,idle,harvest,web}.sh. Sourced, not run.
 # It makes the work directory $WORK (prefix $1), keeps the PIDs of what a script starts in
 # PIDS (stopped in reverse order at exit), runs CLEANUP_HOOKS before the work directory
 # goes, and keeps the directory when KEEP_WORK=1 or the script failed.
@@ -47,6 +47,67 @@ wait_port() {
     sleep 0.1
   done
   return 1
+}
+
+# build_sekisho — sets SEKISHO: SEKISHO_BIN when set, else ./cmd/sekisho of $REPO built into $WORK.
+build_sekisho() {
+  SEKISHO=${SEKISHO_BIN:-}
+  [ -n "$SEKISHO" ] && return 0
+  SEKISHO=$WORK/sekisho
+  log "go build ./cmd/sekisho"
+  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build sekisho failed"
+}
+
+# sink_start PORT — smtp-sink counting messages (-c) on 127.0.0.1:PORT into SINK_LOG; sets SINK_PID.
+SINK_LOG=$WORK/sink.log
+sink_start() {
+  local u=()
+  [ "$(id -u)" = 0 ] && u=(-u postfix)
+  smtp-sink -c "${u[@]}" -m 1024 "127.0.0.1:$1" 1024 >"$SINK_LOG" 2>&1 &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  wait_port "$1" "$SINK_PID" || { cat "$SINK_LOG" >&2; die "smtp-sink did not come up"; }
+  log "started smtp-sink (pid $SINK_PID) on 127.0.0.1:$1"
+}
+# sink_count — the messages the sink has counted so far.
+sink_count() {
+  local c
+  c=$(tail -c 200 "$SINK_LOG" 2>/dev/null | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -1 || true)
+  c=${c#mesg=}
+  echo "${c:-0}"
+}
+# sink_wait BEFORE — until the sink counted MSGS messages beyond BEFORE, or nothing arrived
+# for STALL_S seconds; prints the count then.
+sink_wait() {
+  local after last=-1 last_change
+  last_change=$(now)
+  while :; do
+    after=$(sink_count)
+    ((after - $1 >= MSGS)) && break
+    if ((after != last)); then last=$after; last_change=$(now); fi
+    awk -v n="$(now)" -v l="$last_change" -v s="$STALL_S" 'BEGIN{exit !(n - l > s)}' && break
+    sleep 0.02
+  done
+  echo "$after"
+}
+
+# AWK_MEDIAN — for the summaries, an awk function: med(k, arr) is the median of the samples
+# arr[k, 1..n[k]], and sets lo and hi to their minimum and maximum.
+AWK_MEDIAN='
+function med(k, arr,   m, i, j, t, a) {
+  m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
+  for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+  lo = a[1]; hi = a[m]
+  return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}'
+
+# smoke PORT — one message via swaks must reach the sink (proves the whitelist and route).
+smoke() {
+  local b i; b=$(sink_count)
+  swaks -s 127.0.0.1 -p "$1" -f bench@sender.test -t user@bench.test --timeout 10 >"$WORK/smoke.log" 2>&1 \
+    || { cat "$WORK/smoke.log" >&2; die "smoke message via :$1 refused"; }
+  for ((i = 0; i < 100; i++)); do (($(sink_count) > b)) && return 0; sleep 0.1; done
+  die "smoke message via :$1 did not reach the sink (held? see $WORK)"
 }
 
 # mx_config HOSTNAME DATA_DIR PORT UPSTREAM_PORT — the sekisho configuration the SMTP benches

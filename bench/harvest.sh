@@ -32,12 +32,7 @@ need wrk wrk
 need curl curl
 for p in "$SEEDED_PORT" "$PLAIN_PORT"; do port_busy "$p" && die "port $p in use"; done
 
-SEKISHO=${SEKISHO_BIN:-}
-if [ -z "$SEKISHO" ]; then
-  SEKISHO=$WORK/sekisho
-  log "go build ./cmd/sekisho"
-  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build sekisho failed"
-fi
+build_sekisho
 
 # The page: a head, paragraphs up to PAGE_KB, a footer.
 mkdir -p "$WORK/www"

@@ -29,14 +29,9 @@ if (($(ulimit -n) < want)); then
   ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 fi
 (($(ulimit -n) >= want)) || die "ulimit -n is $(ulimit -n), need $want (raise the hard limit)"
-ss -Htln "sport = :$PORT" | grep -q . && die "port $PORT in use (set PORT)"
+port_busy "$PORT" && die "port $PORT in use (set PORT)"
 
-SEKISHO=${SEKISHO_BIN:-}
-if [ -z "$SEKISHO" ]; then
-  SEKISHO=$WORK/sekisho
-  log "go build ./cmd/sekisho ./bench/idleconns"
-  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build sekisho failed"
-fi
+build_sekisho
 (cd "$REPO" && go build -o "$WORK/idleconns" ./bench/idleconns) || die "go build idleconns failed"
 
 mkdir -p "$WORK/data"
@@ -44,11 +39,7 @@ mx_config mx.bench.test "$WORK/data" "$PORT" "$UPSTREAM_PORT" >"$WORK/sekisho.to
 "$SEKISHO" serve -config "$WORK/sekisho.toml" 2>"$WORK/sekisho.log" &
 SPID=$!
 PIDS+=("$SPID")
-for ((i = 0; i < 200; i++)); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  kill -0 "$SPID" 2>/dev/null || { cat "$WORK/sekisho.log" >&2; die "sekisho exited"; }
-  sleep 0.1
-done
+wait_port "$PORT" "$SPID" || { cat "$WORK/sekisho.log" >&2; die "sekisho did not come up on :$PORT"; }
 sleep "$SETTLE_S"
 rss0=$(rss_kb "$SPID")
 log "sekisho pid $SPID on 127.0.0.1:$PORT, idle RSS ${rss0} kB; opening $CONNS sessions (ehlo=$EHLO, ulimit -n $(ulimit -n))"

@@ -51,12 +51,7 @@ source "$(dirname "$0")/common.sh" sekisho-bench
 need smtp-source postfix; need smtp-sink postfix; need swaks swaks
 
 # ---------------------------------------------------------------- sekisho
-SEKISHO=${SEKISHO_BIN:-}
-if [ -z "$SEKISHO" ]; then
-  SEKISHO=$WORK/sekisho
-  log "go build ./cmd/sekisho"
-  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build failed"
-fi
+build_sekisho
 
 # sekisho_start NAME PORT UPSTREAM_PORT [SENDER...] — a fresh data dir, bench@sender.test
 # (and SENDERs) whitelisted, serving.
@@ -76,49 +71,15 @@ sekisho_start() {
   log "started sekisho $name (pid $SEKISHO_PID) on 127.0.0.1:$port -> 127.0.0.1:$up"
 }
 
-# ---------------------------------------------------------------- sink
-SINK_LOG=$WORK/sink.log
-sink_start() {  # sink_start PORT
-  local u=()
-  [ "$(id -u)" = 0 ] && u=(-u postfix)
-  smtp-sink -c "${u[@]}" -m 1024 "127.0.0.1:$1" 1024 >"$SINK_LOG" 2>&1 &
-  SINK_PID=$!
-  PIDS+=("$SINK_PID")
-  wait_port "$1" "$SINK_PID" || { cat "$SINK_LOG" >&2; die "smtp-sink did not come up"; }
-  log "started smtp-sink (pid $SINK_PID) on 127.0.0.1:$1"
-}
-sink_count() {
-  local c
-  c=$(tail -c 200 "$SINK_LOG" 2>/dev/null | tr '\r' '\n' | grep -o 'mesg=[0-9]*' | tail -1 || true)
-  c=${c#mesg=}
-  echo "${c:-0}"
-}
-
-# smoke PORT — one message via swaks must reach the sink (proves the whitelist and route).
-smoke() {
-  local b i; b=$(sink_count)
-  swaks -s 127.0.0.1 -p "$1" -f bench@sender.test -t user@bench.test --timeout 10 >"$WORK/smoke.log" 2>&1 \
-    || { cat "$WORK/smoke.log" >&2; die "smoke message via :$1 refused"; }
-  for ((i = 0; i < 100; i++)); do (($(sink_count) > b)) && return 0; sleep 0.1; done
-  die "smoke message via :$1 did not reach the sink (held? see $WORK)"
-}
-
 # run_one TARGET PORT SIZE REP — prints msg/s
 run_one() {
-  local target=$1 port=$2 size=$3 rep=$4 before after t0 t1 t2 rc=0 last=-1 last_change
+  local target=$1 port=$2 size=$3 rep=$4 before after t0 t1 t2 rc=0
   before=$(sink_count)
   t0=$(now)
   timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -m "$MSGS" -l "$size" \
     -f bench@sender.test -t user@bench.test -M client.bench.test "inet:127.0.0.1:$port" >"$WORK/source.log" 2>&1 || rc=$?
   t1=$(now)
-  last_change=$t1
-  while :; do
-    after=$(sink_count)
-    ((after - before >= MSGS)) && break
-    if ((after != last)); then last=$after; last_change=$(now); fi
-    awk -v n="$(now)" -v l="$last_change" -v s="$STALL_S" 'BEGIN{exit !(n - l > s)}' && break
-    sleep 0.02
-  done
+  after=$(sink_wait "$before")
   t2=$(now)
   local got=$((after - before))
   local e2e acc rate mbs
@@ -154,14 +115,8 @@ own_comparison() {
   {
     echo "# sekisho bench/smtp.sh $STAMP  sessions=$SESSIONS msgs=$MSGS reps=$REPS  ($(nproc) CPUs, postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null || echo '?'))"
     echo "# e2e = smtp-source start until smtp-sink counted every message; median of $REPS (min-max)"
-    awk -F'\t' '
+    awk -F'\t' "$AWK_MEDIAN"'
       { k = $1 SUBSEP $2; n[k]++; v[k, n[k]] = $4; mb[k, n[k]] = $5; sizes[$2] = 1; got[k] += $8 }
-      function med(k, arr,   m, i, j, t, a) {
-        m = n[k]; for (i = 1; i <= m; i++) a[i] = arr[k, i]
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        lo = a[1]; hi = a[m]
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-      }
       END {
         printf "%-8s  %-24s  %-24s  %s\n", "size", "direct msg/s (MB/s)", "sekisho msg/s (MB/s)", "sekisho/direct"
         for (s in sizes) {

@@ -29,12 +29,7 @@ PROXY_PORT=${PROXY_PORT:-28091}
 source "$(dirname "$0")/common.sh" sekisho-web-bench
 [ -d "$SHARED_BENCH" ] || die "shared benchmarks not found at $SHARED_BENCH"
 
-SEKISHO=${SEKISHO_BIN:-}
-if [ -z "$SEKISHO" ]; then
-  SEKISHO=$WORK/sekisho
-  log "go build ./cmd/sekisho"
-  (cd "$REPO" && go build -o "$SEKISHO" ./cmd/sekisho) || die "go build failed"
-fi
+build_sekisho
 
 cat >"$WORK/sekisho.toml" <<CONF
 hostname = "bench.test"

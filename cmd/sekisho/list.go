@@ -104,10 +104,7 @@ func printEntries(e env, l store.List, entries []store.Entry) {
 	w := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ENTRY\tKIND\tOWNER\tTARGET\tSOURCE\tEXPIRES\tHITS\tNOTE")
 	for _, x := range entries {
-		exp := "-"
-		if !x.Expires.IsZero() {
-			exp = x.Expires.Local().Format("2006-01-02 15:04")
-		}
+		exp := stamp(x.Expires, "-")
 		key := x.Key
 		if l == store.Relay && x.Kind == store.KindPair {
 			key = strings.Replace(key, " ", ",", 1)
@@ -126,4 +123,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// stamp formats a time for a table, zero for the zero time.
+func stamp(t time.Time, zero string) string {
+	if t.IsZero() {
+		return zero
+	}
+	return t.Local().Format("2006-01-02 15:04")
 }

@@ -74,7 +74,7 @@ func cmdToken(ctx context.Context, args []string, e env) error {
 			if o == "" {
 				o = "(admin)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, o, t.Created.Local().Format("2006-01-02 15:04"), when(t.LastUsed))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, o, stamp(t.Created, "-"), stamp(t.LastUsed, "never"))
 		}
 		return w.Flush()
 	case "del":
@@ -121,12 +121,4 @@ func checkTokenName(name string) error {
 		return usageErr("token name %q: want 1 to 64 printable characters without spaces", name)
 	}
 	return nil
-}
-
-// when formats a time for a table, "never" for zero.
-func when(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.Local().Format("2006-01-02 15:04")
 }

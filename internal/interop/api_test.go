@@ -3,7 +3,6 @@ package interop
 import (
 	"encoding/json"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 // that curl uses to list and release held mail and to whitelist a sender, whose next mail
 // then passes at once; no token, and a deleted one, get 401.
 func TestAPIWithCurl(t *testing.T) {
-	curlBin := requireBin(t, "curl", "curl")
+	requireBin(t, "curl", "curl")
 	sk := startSink(t, "127.0.0.1")
 	s := startSekisho(t, sekishoConf{servers: []string{sk.addr}, web: true})
 	token := strings.TrimSpace(s.mustCLI("token", "add", "ops"))
@@ -21,14 +20,7 @@ func TestAPIWithCurl(t *testing.T) {
 	base := "https://mx.interop.test:" + port + "/api/v1/"
 	curl := func(args ...string) (int, string) {
 		t.Helper()
-		args = append([]string{"-sS", "-k", "--max-time", "10", "-w", "\n%{http_code}", "--resolve", "mx.interop.test:" + port + ":127.0.0.1"}, args...)
-		out, err := runCmd(20*time.Second, curlBin, args...)
-		if err != nil {
-			t.Fatalf("curl %v: %v\n%s", args, err, out)
-		}
-		i := strings.LastIndexByte(out, '\n')
-		code, _ := strconv.Atoi(out[i+1:])
-		return code, out[:i]
+		return runCurl(t, append([]string{"--resolve", "mx.interop.test:" + port + ":127.0.0.1"}, args...)...)
 	}
 	auth := []string{"-H", "Authorization: Bearer " + token}
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/internal/testenv"
 	"io"
 	"net"
 	"net/smtp"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // Several `sekisho serve` processes on one PostgreSQL schema (issue 6): each node has its own
@@ -483,6 +484,75 @@ func (r *loadResult) add(marker string, err error) {
 	r.refused[msg]++
 }
 
+// sendLoop sends through addr from from(i), marked prefix+i+".", every 5 ms until stop
+// closes, counting the replies in res.
+func sendLoop(stop <-chan struct{}, addr, prefix string, res *loadResult, from func(i int) string) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		marker := fmt.Sprintf("%s%d.", prefix, i)
+		res.add(marker, sendLoad(addr, from(i), marker))
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// markers returns the markers beginning with prefix of the messages at the sink.
+func (s *sink) markers(t *testing.T, prefix string) map[string]bool {
+	got := map[string]bool{}
+	for _, m := range s.messages(t) {
+		if i := strings.Index(m, "marker "+prefix); i >= 0 {
+			got[strings.Fields(m[i+len("marker "):])[0]] = true
+		}
+	}
+	return got
+}
+
+// queuedMarkers returns the markers beginning with prefix of the messages held in n's queue.
+func (n *sekisho) queuedMarkers(prefix string) map[string]bool {
+	got := map[string]bool{}
+	for _, line := range strings.Split(n.mustCLI("queue", "list"), "\n") {
+		if i := strings.Index(line, "interop "+prefix); i >= 0 {
+			got[strings.Fields(line[i+len("interop "):])[0]] = true
+		}
+	}
+	return got
+}
+
+// checkLoad accounts for the load's messages after a database failure (during says when):
+// whitelisted mail was always answered 250 and is at the sink; mail to hold was answered 250
+// or 451 4.3.0, and every one answered 250 is in the queue. A commit whose reply the failure
+// lost is held although its client was told 451: the client retries, so that copy is a
+// duplicate, never a loss. Only such messages may be in the queue beyond those answered 250.
+func checkLoad(t *testing.T, during string, white, held *loadResult, atSink, queued map[string]bool) {
+	t.Helper()
+	if len(white.refused) > 0 {
+		t.Errorf("whitelisted mail refused %s: %v (it must pass from memory)", during, white.refused)
+	}
+	for reply := range held.refused {
+		if reply != "451 4.3.0" {
+			t.Errorf("mail to hold answered %q, want 250 or 451 4.3.0", reply)
+		}
+	}
+	for _, mk := range white.ok {
+		if !atSink[mk] {
+			t.Errorf("whitelisted message %s answered 250 is not at the sink", mk)
+		}
+	}
+	for _, mk := range held.ok {
+		if !queued[mk] {
+			t.Errorf("message %s answered 250 is not in the queue", mk)
+		}
+	}
+	if extra := len(queued) - len(held.ok); extra < 0 || extra > held.refused["451 4.3.0"] {
+		t.Errorf("the queue holds %d load messages, %d were answered 250 and %d refused 451", len(queued), len(held.ok), held.refused["451 4.3.0"])
+	} else if extra > 0 {
+		t.Logf("%d held copies of messages refused 451 (commit reached the database, its reply did not)", extra)
+	}
+}
+
 // sendLoad sends one message from the outside client through addr with net/smtp's client:
 // nil when the end of DATA was answered 250.
 func sendLoad(addr, from, marker string) error {
@@ -540,34 +610,12 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	var white, held loadResult
 	stop := make(chan struct{})
 	var load sync.WaitGroup
-	for _, k := range []struct {
-		res  *loadResult
-		from func(i int) string
-	}{
-		{&white, func(int) string { return friend }},
-		{&held, func(i int) string { return fmt.Sprintf("load%d@elsewhere.test", i) }},
-	} {
-		load.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				marker := fmt.Sprintf("load-%p-%d.", k.res, i)
-				k.res.add(marker, sendLoad(p.addr(), k.from(i), marker))
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		load.Wait()
-	}()
+	load.Go(func() { sendLoop(stop, p.addr(), "load-white-", &white, func(int) string { return friend }) })
+	load.Go(func() {
+		sendLoop(stop, p.addr(), "load-held-", &held, func(i int) string { return fmt.Sprintf("load%d@elsewhere.test", i) })
+	})
+	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
+	defer stopLoad()
 	time.Sleep(300 * time.Millisecond)
 
 	const stranger, latecomer = "stranger@elsewhere.test", "latecomer@elsewhere.test"
@@ -608,54 +656,16 @@ func TestClusterDatabaseOutage(t *testing.T) {
 
 	// Let the load run on a little after the recovery, then account for every message.
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	load.Wait()
+	stopLoad()
 	t.Logf("load through P: whitelisted %d answered 250, other replies %v; to hold %d answered 250, other replies %v",
 		len(white.ok), white.refused, len(held.ok), held.refused)
-	if len(white.refused) > 0 {
-		t.Errorf("whitelisted mail refused during the outage: %v (it must pass from memory)", white.refused)
-	}
-	for reply := range held.refused {
-		if reply != "451 4.3.0" {
-			t.Errorf("mail to hold answered %q, want 250 or 451 4.3.0", reply)
-		}
-	}
 	if held.refused["451 4.3.0"] == 0 {
 		t.Error("no mail to hold was refused 451 during the outage")
 	}
-	atSink := map[string]bool{}
-	var outageHeld bool
-	for _, m := range sk.messages(t) {
-		if i := strings.Index(m, "marker load-"); i >= 0 {
-			atSink[strings.Fields(m[i+len("marker "):])[0]] = true
-		}
-		outageHeld = outageHeld || strings.Contains(m, "marker outage-held.")
-	}
-	for _, mk := range white.ok {
-		if !atSink[mk] {
-			t.Errorf("whitelisted message %s answered 250 is not at the sink", mk)
-		}
-	}
+	atSink := sk.markers(t, "load-")
+	outageHeld := len(sk.markers(t, "outage-held.")) > 0
 	if len(atSink) != len(white.ok) || outageHeld {
 		t.Errorf("the sink holds %d load messages (%d answered 250), and the held one: %v", len(atSink), len(white.ok), outageHeld)
 	}
-	queued := map[string]bool{}
-	for _, line := range strings.Split(q.mustCLI("queue", "list"), "\n") {
-		if i := strings.Index(line, "interop load-"); i >= 0 {
-			queued[strings.Fields(line[i+len("interop "):])[0]] = true
-		}
-	}
-	for _, mk := range held.ok {
-		if !queued[mk] {
-			t.Errorf("message %s answered 250 is not in the queue", mk)
-		}
-	}
-	// A commit whose reply the cut connection lost is held although its client was told 451:
-	// the client retries, so that copy is a duplicate, never a loss. Only such messages may be
-	// in the queue beyond those answered 250.
-	if extra := len(queued) - len(held.ok); extra < 0 || extra > held.refused["451 4.3.0"] {
-		t.Errorf("the queue holds %d load messages, %d were answered 250 and %d refused 451", len(queued), len(held.ok), held.refused["451 4.3.0"])
-	} else if extra > 0 {
-		t.Logf("%d held copies of messages refused 451 (commit reached the database, its reply did not)", extra)
-	}
+	checkLoad(t, "during the outage", &white, &held, atSink, q.queuedMarkers("load-"))
 }

@@ -28,21 +28,26 @@ const (
 // trapRE finds the planted address in a page.
 var trapRE = regexp.MustCompile(`<a href="mailto:([a-z2-7]{16}@example\.jp)" hidden aria-hidden="true" tabindex="-1" style="display:none">([^<]*)</a>`)
 
-// curlFrom fetches an HTTPS URL of the web server as client ip (curl --interface), with the
-// host resolved to 127.0.0.1 where the server listens. It returns the status and body.
-func curlFrom(t *testing.T, ip, webAddr, host, path string) (int, string) {
+// runCurl runs curl (insecure TLS: the servers' certificates are self-signed) with args and
+// returns the HTTP status and the body.
+func runCurl(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	bin := requireBin(t, "curl", "curl")
-	_, port, _ := net.SplitHostPort(webAddr)
-	out, err := runCmd(30*time.Second, bin, "-sS", "-k", "--max-time", "10", "--interface", ip,
-		"--resolve", host+":"+port+":127.0.0.1", "-A", harvesterUA, "-w", "\n%{http_code}",
-		"https://"+host+":"+port+path)
+	args = append([]string{"-sS", "-k", "--max-time", "10", "-w", "\n%{http_code}"}, args...)
+	out, err := runCmd(30*time.Second, requireBin(t, "curl", "curl"), args...)
 	if err != nil {
-		t.Fatalf("curl %s from %s: %v\n%s", path, ip, err, out)
+		t.Fatalf("curl %v: %v\n%s", args, err, out)
 	}
 	i := strings.LastIndexByte(out, '\n')
 	code, _ := strconv.Atoi(out[i+1:])
 	return code, out[:i]
+}
+
+// curlFrom fetches an HTTPS URL of the web server as client ip (curl --interface), with the
+// host resolved to 127.0.0.1 where the server listens. It returns the status and body.
+func curlFrom(t *testing.T, ip, webAddr, host, path string) (int, string) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(webAddr)
+	return runCurl(t, "--interface", ip, "--resolve", host+":"+port+":127.0.0.1", "-A", harvesterUA, "https://"+host+":"+port+path)
 }
 
 // trapIn returns the one planted address of a page.
@@ -77,16 +82,7 @@ decoy_seed = "example.jp"
 host = %q
 root = %q
 `, siteHost, root)})
-	var webAddr string
-	if !waitFor(10*time.Second, func() bool {
-		a := s.listeningOn("web listening")
-		if len(a) > 0 {
-			webAddr = a[0]
-		}
-		return webAddr != ""
-	}) {
-		t.Fatal("the web server did not start")
-	}
+	webAddr := s.webAddr()
 	st, err := sqlite.Open(t.Context(), filepath.Join(s.dataDir, "sekisho.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -187,18 +183,11 @@ root = %q
 	_, port, _ := net.SplitHostPort(webAddr)
 	admin := func(path string, form ...string) (int, string) {
 		t.Helper()
-		args := []string{"-sS", "-k", "--max-time", "10", "--interface", "127.0.0.1", "-c", jar, "-b", jar,
-			"--resolve", appHost + ":" + port + ":127.0.0.1", "-w", "\n%{http_code}"}
+		args := []string{"--interface", "127.0.0.1", "-c", jar, "-b", jar, "--resolve", appHost + ":" + port + ":127.0.0.1"}
 		for _, f := range form {
 			args = append(args, "--data-urlencode", f)
 		}
-		out, err := runCmd(30*time.Second, requireBin(t, "curl", "curl"), append(args, "https://"+appHost+":"+port+path)...)
-		if err != nil {
-			t.Fatalf("curl %s: %v\n%s", path, err, out)
-		}
-		i := strings.LastIndexByte(out, '\n')
-		code, _ := strconv.Atoi(out[i+1:])
-		return code, out[:i]
+		return runCurl(t, append(args, "https://"+appHost+":"+port+path)...)
 	}
 	_, form := admin("/login")
 	m := regexp.MustCompile(`name="token" value="([^"]+)"`).FindStringSubmatch(form)

@@ -122,16 +122,24 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 	return s
 }
 
-// webAddr returns the bound address of the HTTPS listener (sekishoConf.web).
+// webAddr returns the bound address of the HTTPS listener (sekishoConf.web, or a listen of
+// a [web] in extra). The web server logs it after startSekisho saw the SMTP listeners.
 func (s *sekisho) webAddr() string {
 	s.t.Helper()
-	for _, rec := range s.logged("web listening") {
-		if a, ok := rec["address"].(string); ok && rec["tls"] == true {
-			return a
+	var addr string
+	waitFor(10*time.Second, func() bool {
+		for _, rec := range s.logged("web listening") {
+			if a, ok := rec["address"].(string); ok && rec["tls"] == true {
+				addr = a
+				return true
+			}
 		}
+		return false
+	})
+	if addr == "" {
+		s.t.Fatal("sekisho logged no HTTPS listener")
 	}
-	s.t.Fatal("sekisho logged no HTTPS listener")
-	return ""
+	return addr
 }
 
 // addr returns the first listener's address.
@@ -168,12 +176,9 @@ func (s *sekisho) logged(msg string) []map[string]any {
 }
 
 // listening returns the addresses of the "smtp listening" log records.
-func (s *sekisho) listening() []string { return s.listeningOn("smtp listening") }
-
-// listeningOn returns the addresses of the log records msg ("web listening", ...).
-func (s *sekisho) listeningOn(msg string) []string {
+func (s *sekisho) listening() []string {
 	var out []string
-	for _, rec := range s.logged(msg) {
+	for _, rec := range s.logged("smtp listening") {
 		if a, ok := rec["address"].(string); ok {
 			out = append(out, a)
 		}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -26,11 +25,10 @@ import (
 // cookies, not following redirects.
 func webClient(from string) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 	return &http.Client{
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		Transport:     &http.Transport{DialContext: fromAddr(from).DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 		Timeout:       10 * time.Second,
 	}
 }
@@ -47,14 +45,7 @@ func TestAdminPagesInServer(t *testing.T) {
 listen = ["127.0.0.1:0"]
 admin_networks = ["127.0.0.1/32"]
 `)
-	srv, err := New(t.Context(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx, time.Second); close(done) }()
-	defer func() { cancel(); <-done }()
+	srv := runServer(t, cfg, testenv.Logger(t))
 	st := srv.Store()
 	hash, err := password.Hash("pw-root")
 	if err != nil {

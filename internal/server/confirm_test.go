@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -45,15 +44,7 @@ confirm_min_seconds = 1
 [web]
 listen = ["127.0.0.1:0"]
 `, t.TempDir(), dns.Addr, up.Addr))
-	srv, err := New(t.Context(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx, time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv, up, dns
+	return runServer(t, cfg, testenv.Logger(t)), up, dns
 }
 
 func sendFrom(t *testing.T, srv *Server, from, body string) {

@@ -59,10 +59,8 @@ func (s *Server) buildDigest() error {
 		return err
 	}
 	if s.outbox == nil {
-		if s.upstream == nil {
-			if s.upstream, err = NewUpstream(s.cfg, s.log, s.metrics); err != nil {
-				return fmt.Errorf("smtp.upstream: %w", err)
-			}
+		if _, err := s.upstreamPool(); err != nil {
+			return err
 		}
 		s.outbox = &outbox.Sender{Store: s.store, Upstream: liveUpstream{s}, Log: s.log.With("component", "outbox"),
 			MaxAge: a.HoldFor.Duration, Metrics: s.metrics}

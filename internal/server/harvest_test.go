@@ -1,15 +1,11 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sekisho/sekisho/internal/testenv"
 )
@@ -31,13 +27,7 @@ func TestWebHarvestWiring(t *testing.T) {
 	}{{"decoy_seed set", `decoy_seed = "example.jp"`, true}, {"decoy_seed off", "", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			root := filepath.Join(dir, "www")
-			if err := os.MkdirAll(root, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, "index.html"), []byte(html), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			root := siteWith(t, dir, "index.html", html)
 			cfg := parse(t, baseConfig(dir, "127.0.0.1:0", up.Addr)+fmt.Sprintf(`
 [web]
 listen_plain = ["127.0.0.1:0"]
@@ -52,19 +42,7 @@ path = "/static/"
 root = %q
 plain = "serve"
 `, tc.seed, backend.Listener.Addr().String(), root))
-			srv, err := New(t.Context(), cfg, testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(ctx, time.Second) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run = %v", err)
-				}
-			}()
+			srv := runServer(t, cfg, testenv.Logger(t))
 			_, plain := srv.web.Addrs()
 			web := "http://" + plain[0].String()
 			code, body := curlStatus(t, "-H", "Host: www.example.test", web+"/static/")

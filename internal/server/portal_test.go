@@ -48,10 +48,7 @@ tls = "none"
 [web]
 listen = ["127.0.0.1:0"]
 `, t.TempDir(), up.Addr))
-	srv, err := New(t.Context(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := runServer(t, cfg, testenv.Logger(t))
 	h, err := password.Hash(portalPW)
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +56,6 @@ listen = ["127.0.0.1:0"]
 	if err := srv.Store().PutUser(t.Context(), store.User{Address: portalUser, PasswordHash: h}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx, time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	https, _ := srv.web.Addrs()
 	return srv, up, https[0].String()
 }

@@ -158,16 +158,26 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	return s.tls, nil
 }
 
+// upstreamPool returns the upstream pool, built by the first part that needs it.
+func (s *Server) upstreamPool() (*upstream.Pool, error) {
+	if s.upstream == nil {
+		p, err := NewUpstream(s.cfg, s.log, s.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("smtp.upstream: %w", err)
+		}
+		s.upstream = p
+	}
+	return s.upstream, nil
+}
+
 func (s *Server) buildWeb() error {
 	cfg := s.cfg
 	tc, err := s.tlsConfig()
 	if err != nil {
 		return err
 	}
-	if s.upstream == nil {
-		if s.upstream, err = NewUpstream(cfg, s.log, s.metrics); err != nil {
-			return fmt.Errorf("smtp.upstream: %w", err)
-		}
+	if _, err := s.upstreamPool(); err != nil {
+		return err
 	}
 	// The key that signs confirmation page views is in the store: a page shown by one node
 	// may be confirmed on another.
@@ -251,11 +261,10 @@ func (s *Server) buildSMTP() error {
 			}
 		}
 	}
-	pool, err := NewUpstream(cfg, s.log, s.metrics)
+	pool, err := s.upstreamPool()
 	if err != nil {
-		return fmt.Errorf("smtp.upstream: %w", err)
+		return err
 	}
-	s.upstream = pool
 	deps := smtpproxy.Deps{Store: s.store, Lists: s.lists, Upstream: pool, Logger: s.log.With("component", "smtp"), Metrics: s.metrics}
 	if cfg.Antispam.SenderAuth == "gate" {
 		res, err := senderauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)

@@ -63,11 +63,17 @@ func runServer(t *testing.T, cfg *config.Config, log *slog.Logger) *Server {
 // staticSite makes dir/www with hello.txt ("static hello") and returns its path.
 func staticSite(t *testing.T, dir string) string {
 	t.Helper()
+	return siteWith(t, dir, "hello.txt", "static hello")
+}
+
+// siteWith makes dir/www with the file name holding content and returns its path.
+func siteWith(t *testing.T, dir, name, content string) string {
+	t.Helper()
 	root := filepath.Join(dir, "www")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("static hello"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return root
