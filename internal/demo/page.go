@@ -1,23 +1,16 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"html/template"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/quotedprintable"
 	"net/http"
-	"net/mail"
 	"regexp"
 	"strconv"
 	"strings"
-)
 
-// MaxShown is how much of a message's text the page shows.
-const MaxShown = 64 << 10
+	"github.com/sekisho/sekisho/internal/mailtext"
+)
 
 // Page is the web page that lists what the mailbox received, challenge and digest mails
 // included. Links are made only of URLs under BaseURL (sekisho's own pages); every other
@@ -89,24 +82,14 @@ func (p *Page) show(m Message) shown {
 	if s.From == "" {
 		s.From = "<>"
 	}
-	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
-	if err != nil {
-		s.Text = p.linkify(string(m.Data))
-		return s
+	msg := mailtext.Show(m.Data)
+	for _, h := range msg.Headers {
+		if strings.EqualFold(h.Name, "Subject") {
+			s.Subject = h.Value
+			break
+		}
 	}
-	s.Subject = msg.Header.Get("Subject")
-	if dec, err := new(mime.WordDecoder).DecodeHeader(s.Subject); err == nil {
-		s.Subject = dec
-	}
-	var body io.Reader = msg.Body
-	switch strings.ToLower(strings.TrimSpace(msg.Header.Get("Content-Transfer-Encoding"))) {
-	case "quoted-printable":
-		body = quotedprintable.NewReader(body)
-	case "base64":
-		body = base64.NewDecoder(base64.StdEncoding, body)
-	}
-	text, _ := io.ReadAll(io.LimitReader(body, MaxShown))
-	s.Text = p.linkify(strings.ReplaceAll(strings.ToValidUTF8(string(text), "\uFFFD"), "\r\n", "\n"))
+	s.Text = p.linkify(msg.Text)
 	return s
 }
 

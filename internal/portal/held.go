@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sekisho/sekisho/internal/mailtext"
 	"github.com/sekisho/sekisho/internal/store"
 )
 
@@ -21,7 +22,7 @@ type heldPage struct {
 type messagePage struct {
 	Held store.Held
 	Mine []string
-	Text shownMessage
+	Text mailtext.Shown
 }
 
 // mine returns the recipients of h that the user owns.
@@ -46,7 +47,7 @@ func (p *Portal) held(w http.ResponseWriter, r *http.Request) {
 	hs = trim(&g, hs)
 	page := heldPage{Paging: g}
 	for _, h := range hs {
-		h.Subject = decodeWords(h.Subject) // the store keeps the header as it came
+		h.Subject = mailtext.DecodeWords(h.Subject) // the store keeps the header as it came
 		page.Rows = append(page.Rows, heldRow{Held: h, Mine: mine(h, me)})
 	}
 	p.render(w, r, http.StatusOK, "held.html", "", page)
@@ -72,8 +73,8 @@ func (p *Portal) message(w http.ResponseWriter, r *http.Request) {
 	if p.refused(w, r, "held get", err) {
 		return
 	}
-	h.Subject = decodeWords(h.Subject)
-	p.render(w, r, http.StatusOK, "message.html", "", messagePage{Held: h, Mine: my, Text: showMessage(data)})
+	h.Subject = mailtext.DecodeWords(h.Subject)
+	p.render(w, r, http.StatusOK, "message.html", "", messagePage{Held: h, Mine: my, Text: mailtext.Show(data)})
 }
 
 // releaseHeld sends the user's recipients of a held message on; with whitelist, the sender

@@ -1,4 +1,7 @@
-package portal
+// Package mailtext turns a raw message into text to show a person: the headers decoded, the
+// first text part with its transfer encoding and charset undone. Nothing of a message is
+// rendered as HTML or fetched; the pages that show it escape it.
+package mailtext
 
 import (
 	"bufio"
@@ -25,33 +28,33 @@ const (
 	maxPartDepth    = 8
 )
 
-// headerField is one header line of a message, decoded for display.
-type headerField struct {
+// HeaderField is one header line of a message, decoded for display.
+type HeaderField struct {
 	Name, Value string
 }
 
-// shownMessage is what a held message page shows: text only. The template escapes it and
+// Shown is what a message page shows: text only. The template escapes it and
 // puts it in <pre>; nothing of the message is ever rendered as HTML or fetched.
-type shownMessage struct {
-	Headers   []headerField
+type Shown struct {
+	Headers   []HeaderField
 	Text      string
 	HTMLOnly  bool // the text is the HTML part with its tags stripped
 	NoText    bool // no text part to show
 	Truncated bool
 }
 
-// showMessage decodes a raw message for display: every header (RFC 2047 words decoded), and
+// Show decodes a raw message for display: every header (RFC 2047 words decoded), and
 // the first text/plain part (MIME multipart walked, quoted-printable and base64 undone, the
 // charset converted to UTF-8); failing that, the first text/html part without its tags.
-func showMessage(data []byte) shownMessage {
-	var out shownMessage
+func Show(data []byte) Shown {
+	var out Shown
 	hdr, body := splitHeader(data)
 	for _, f := range hdr {
 		if len(out.Headers) == maxShownHeaders {
 			out.Truncated = true
 			break
 		}
-		out.Headers = append(out.Headers, headerField{Name: f.Name, Value: clip(decodeWords(f.Value), maxShownValue)})
+		out.Headers = append(out.Headers, HeaderField{Name: f.Name, Value: clip(DecodeWords(f.Value), maxShownValue)})
 	}
 	plain, htmlText, found := findText(mimeHeader(hdr), body, 0)
 	switch {
@@ -69,8 +72,8 @@ func showMessage(data []byte) shownMessage {
 }
 
 // splitHeader parses the header block of a message, keeping the order of its fields.
-func splitHeader(data []byte) ([]headerField, []byte) {
-	var fields []headerField
+func splitHeader(data []byte) ([]HeaderField, []byte) {
+	var fields []HeaderField
 	rest := data
 	for len(rest) > 0 {
 		line, next, _ := bytes.Cut(rest, []byte("\n"))
@@ -81,14 +84,14 @@ func splitHeader(data []byte) ([]headerField, []byte) {
 		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
 			fields[len(fields)-1].Value += " " + string(bytes.TrimSpace(line))
 		} else if name, value, ok := bytes.Cut(line, []byte(":")); ok {
-			fields = append(fields, headerField{Name: string(bytes.TrimSpace(name)), Value: string(bytes.TrimSpace(value))})
+			fields = append(fields, HeaderField{Name: string(bytes.TrimSpace(name)), Value: string(bytes.TrimSpace(value))})
 		}
 		rest = next
 	}
 	return fields, nil
 }
 
-func mimeHeader(fields []headerField) textproto.MIMEHeader {
+func mimeHeader(fields []HeaderField) textproto.MIMEHeader {
 	h := textproto.MIMEHeader{}
 	for _, f := range fields {
 		h.Add(f.Name, f.Value)
@@ -96,8 +99,8 @@ func mimeHeader(fields []headerField) textproto.MIMEHeader {
 	return h
 }
 
-// decodeWords decodes RFC 2047 encoded words in a header value.
-func decodeWords(v string) string {
+// DecodeWords decodes RFC 2047 encoded words in a header value.
+func DecodeWords(v string) string {
 	d := mime.WordDecoder{CharsetReader: charsetReader}
 	if s, err := d.DecodeHeader(v); err == nil {
 		v = s

@@ -1,4 +1,4 @@
-package portal
+package mailtext
 
 import (
 	"strings"
@@ -62,7 +62,7 @@ func TestShowMessage(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := showMessage([]byte(c.msg))
+			got := Show([]byte(c.msg))
 			if got.Text != c.text || got.HTMLOnly != c.htmlOnly || got.NoText != c.noText {
 				t.Errorf("text %q html-only %v no-text %v; want %q %v %v", got.Text, got.HTMLOnly, got.NoText, c.text, c.htmlOnly, c.noText)
 			}
@@ -83,7 +83,7 @@ func FuzzShowMessage(f *testing.F) {
 	f.Add([]byte("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n"))
 	f.Add([]byte("Content-Type: text/plain; charset=iso-2022-jp\r\nContent-Transfer-Encoding: base64\r\n\r\nGyRCJDMkcyRLJEEkTyEi\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got := showMessage(data)
+		got := Show(data)
 		if !utf8.ValidString(got.Text) {
 			t.Fatalf("text is not valid UTF-8: %q", got.Text)
 		}
