@@ -96,7 +96,7 @@ func startNode(t *testing.T, id, dsn string, servers ...string) *sekisho {
 		t.Fatalf("sekisho check: %v\n%s\nconfig:\n%s", err, out, conf)
 	}
 	s.proc = startProc(t, "sekisho "+id, filepath.Join(dir, "sekisho.log"), sekishoBin, "serve", "-config", s.config)
-	if !waitFor(20*time.Second, func() bool {
+	if !testenv.Eventually(20*time.Second, func() bool {
 		s.addrs = s.listening()
 		return len(s.addrs) == 1 || s.proc.exited()
 	}) || s.proc.exited() {
@@ -200,7 +200,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("nodes-registered", func(t *testing.T) {
 		var rows [][]string
-		if !waitFor(5*time.Second, func() bool {
+		if !testenv.Eventually(5*time.Second, func() bool {
 			rows = pgQuery(t, `SELECT node_id, version, heartbeat > 0, counters FROM `+schema+`.nodes ORDER BY node_id`)
 			return len(rows) == 3
 		}) {
@@ -251,7 +251,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("mail to the alias did not reach the owner %s:\n%s", rcpt, msg)
 		}
 		// The hit counted by B is in the shared store.
-		if !waitFor(5*time.Second, func() bool {
+		if !testenv.Eventually(5*time.Second, func() bool {
 			out, _ := c.cli("list", "show", "alias")
 			return strings.Contains(out, "shop-x@example.jp") && hitsOf(out, "shop-x@example.jp") == "1"
 		}) {
@@ -446,7 +446,7 @@ func (p *tcpProxy) cut() {
 func (p *tcpProxy) restore() {
 	p.t.Helper()
 	var l net.Listener
-	if !waitFor(5*time.Second, func() bool {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		var err error
 		l, err = net.Listen("tcp", p.addr)
 		return err == nil
@@ -632,7 +632,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	if line, err := greeting("127.0.0.77", p.addr()); !strings.HasPrefix(line, "220") {
 		t.Fatalf("P, cut off, greets 127.0.0.77 with %q (%v); want 220 from its memory", line, err)
 	}
-	if !waitFor(10*time.Second, func() bool { return len(p.logged("lists follow failed")) > 0 }) {
+	if !testenv.Eventually(10*time.Second, func() bool { return len(p.logged("lists follow failed")) > 0 }) {
 		t.Error("P did not log that it cannot follow the lists")
 	}
 	time.Sleep(2*time.Second - time.Since(cutAt))
@@ -642,7 +642,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	restored := time.Now()
 	caughtUp := waitRefused(t, "127.0.0.77", p, 15*time.Second)
 	t.Logf("database back: P applied the change made meanwhile %v later", caughtUp.Sub(restored).Round(time.Millisecond))
-	if !waitFor(10*time.Second, func() bool { return len(p.logged("lists follow recovered")) > 0 }) {
+	if !testenv.Eventually(10*time.Second, func() bool { return len(p.logged("lists follow recovered")) > 0 }) {
 		t.Error("P did not log that it follows the lists again")
 	}
 

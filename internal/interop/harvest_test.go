@@ -15,6 +15,7 @@ import (
 	"github.com/sekisho/sekisho/internal/password"
 	"github.com/sekisho/sekisho/internal/store"
 	"github.com/sekisho/sekisho/internal/store/sqlite"
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 const (
@@ -120,7 +121,7 @@ root = %q
 	}
 
 	// The trap is stored with the visit, in DECOY, and the server's lists have it.
-	if !waitFor(10*time.Second, func() bool {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		es, err := st.Entries(t.Context(), store.Decoy, store.Query{Q: trap})
 		return err == nil && len(es) == 1
 	}) {

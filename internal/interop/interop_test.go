@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 const (
@@ -397,11 +399,11 @@ func TestGracefulShutdown(t *testing.T) {
 
 	termAt := time.Now()
 	s.terminate()
-	if !waitFor(10*time.Second, func() bool { return len(s.logged("shutting down")) > 0 }) {
+	if !testenv.Eventually(10*time.Second, func() bool { return len(s.logged("shutting down")) > 0 }) {
 		t.Fatal("sekisho did not log \"shutting down\" after SIGTERM")
 	}
 	// The listener closes: new clients are turned away.
-	if !waitFor(5*time.Second, func() bool {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		nc, err := net.DialTimeout("tcp", s.addr(), time.Second)
 		if err != nil {
 			return true

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // sekishoBin is the sekisho binary built by TestMain.
@@ -77,19 +79,6 @@ func goTool() string {
 
 // ---------------------------------------------------------------- peers and the environment
 
-// inCI reports whether missing peers must fail the tests instead of skipping them.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// missing fails the test in CI and skips it elsewhere.
-func missing(t *testing.T, format string, a ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, a...)
-	if inCI() {
-		t.Fatalf("%s (CI=true: the interop tests must run, not skip)", msg)
-	}
-	t.Skipf("skipped: %s", msg)
-}
-
 // findBin looks for a program in PATH and in the sbin directories (which a normal user's
 // PATH often lacks).
 func findBin(name string) string {
@@ -110,7 +99,7 @@ func requireBin(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p := findBin(name)
 	if p == "" {
-		missing(t, "%s not found: install the Debian package %q", name, pkg)
+		testenv.Missing(t, "%s not found: install the Debian package %q", name, pkg)
 	}
 	return p
 }
@@ -119,7 +108,7 @@ func requireBin(t *testing.T, name, pkg string) string {
 func requireRoot(t *testing.T, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		missing(t, "%s needs root (running as uid %d)", why, os.Geteuid())
+		testenv.Missing(t, "%s needs root (running as uid %d)", why, os.Geteuid())
 	}
 }
 
@@ -128,7 +117,7 @@ func requireIPv6(t *testing.T) {
 	t.Helper()
 	l, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
-		missing(t, "IPv6 loopback [::1] not available: %v", err)
+		testenv.Missing(t, "IPv6 loopback [::1] not available: %v", err)
 		return
 	}
 	l.Close()
@@ -162,20 +151,6 @@ func freePort(t *testing.T, host string) string {
 // deadAddr returns a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", freePort(t, "127.0.0.1"))
-}
-
-// waitFor polls cond every 20 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ---------------------------------------------------------------- processes
@@ -243,7 +218,7 @@ func (p *proc) stop(grace time.Duration) error {
 
 // waitListen waits until addr accepts TCP connections; false if p exits first or timeout.
 func (p *proc) waitListen(addr string, timeout time.Duration) bool {
-	return waitFor(timeout, func() bool {
+	return testenv.Eventually(timeout, func() bool {
 		if p.exited() {
 			return true
 		}

@@ -1,14 +1,7 @@
 package interop
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/textproto"
 	"os"
@@ -20,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // ---------------------------------------------------------------- smtp-sink
@@ -99,7 +94,7 @@ func (s *sink) messages(t *testing.T) []string {
 func (s *sink) waitMessage(t *testing.T, marker string, timeout time.Duration) string {
 	t.Helper()
 	var found string
-	if !waitFor(timeout, func() bool {
+	if !testenv.Eventually(timeout, func() bool {
 		for _, m := range s.messages(t) {
 			if strings.Contains(m, marker) {
 				found = m
@@ -139,7 +134,7 @@ func requireSwaksIPv6(t *testing.T) {
 	t.Helper()
 	requireBin(t, "swaks", "swaks")
 	if out, err := runCmd(30*time.Second, "perl", "-MIO::Socket::INET6", "-e", "1"); err != nil {
-		missing(t, "swaks cannot use IPv6 without IO::Socket::INET6: install the Debian package \"libio-socket-inet6-perl\" (%v %s)", err, strings.TrimSpace(out))
+		testenv.Missing(t, "swaks cannot use IPv6 without IO::Socket::INET6: install the Debian package \"libio-socket-inet6-perl\" (%v %s)", err, strings.TrimSpace(out))
 	}
 }
 
@@ -261,10 +256,10 @@ func startPostfix(t *testing.T, relayTo string, tls bool) *postfixRelay {
 	bin := requireBin(t, "postfix", "postfix")
 	requireRoot(t, "Postfix")
 	if _, err := user.Lookup("postfix"); err != nil {
-		missing(t, "user postfix missing: install the Debian package \"postfix\"")
+		testenv.Missing(t, "user postfix missing: install the Debian package \"postfix\"")
 	}
 	if _, err := user.LookupGroup("postdrop"); err != nil {
-		missing(t, "group postdrop missing: install the Debian package \"postfix\"")
+		testenv.Missing(t, "group postdrop missing: install the Debian package \"postfix\"")
 	}
 	dir := openDir(t)
 	pf := &postfixRelay{
@@ -318,7 +313,7 @@ maillog_file_prefixes = %[7]s
 `, queue, data, hostOf(relayTo), portOf(relayTo), protocols, pf.maillog, dir)
 	if tls {
 		cert, key := filepath.Join(pf.etc, "cert.pem"), filepath.Join(pf.etc, "key.pem")
-		writeSelfSigned(t, cert, key, "relay.interop.test")
+		writeCert(t, cert, key, "relay.interop.test")
 		mainCF += fmt.Sprintf("smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\n", cert, key)
 	}
 	if err := os.WriteFile(filepath.Join(pf.etc, "main.cf"), []byte(mainCF), 0o644); err != nil {
@@ -340,7 +335,7 @@ maillog_file_prefixes = %[7]s
 	if out, err := runCmd(60*time.Second, bin, "-c", pf.etc, "start"); err != nil {
 		t.Fatalf("postfix start: %v\n%s", err, out)
 	}
-	if !waitFor(30*time.Second, func() bool {
+	if !testenv.Eventually(30*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", pf.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -365,7 +360,7 @@ func (pf *postfixRelay) stop(t *testing.T, bin, pidFile string) {
 	}
 	runCmd(30*time.Second, bin, "-c", pf.etc, "stop")
 	alive := func() bool { return processAlive(pid) }
-	if waitFor(15*time.Second, func() bool { return !alive() }) {
+	if testenv.Eventually(15*time.Second, func() bool { return !alive() }) {
 		return
 	}
 	t.Errorf("postfix master %d still running after postfix stop; killing it", pid)
@@ -397,7 +392,7 @@ func (pf *postfixRelay) log() string {
 func (pf *postfixRelay) waitLog(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
 	var m []string
-	if !waitFor(timeout, func() bool { m = re.FindStringSubmatch(pf.log()); return m != nil }) {
+	if !testenv.Eventually(timeout, func() bool { m = re.FindStringSubmatch(pf.log()); return m != nil }) {
 		t.Fatalf("postfix log: no line matching %s within %v:\n%s", re, timeout, pf.log())
 	}
 	return m
@@ -434,34 +429,14 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `
 }
 
-// writeSelfSigned writes a self-signed ECDSA certificate and its key as PEM files.
-func writeSelfSigned(t *testing.T, certFile, keyFile, host string) {
+// writeCert writes a certificate for host, from a CA of its own, and its key as PEM files.
+func writeCert(t *testing.T, certFile, keyFile, host string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	_, certPEM, keyPEM := testenv.NewCA(t, host+" CA").Issue(t, host)
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

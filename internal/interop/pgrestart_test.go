@@ -63,7 +63,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 	// Mail to hold is accepted again once the pools have reconnected.
 	const stranger = "stranger@elsewhere.test"
 	var tries []string
-	if !waitFor(15*time.Second, func() bool {
+	if !testenv.Eventually(15*time.Second, func() bool {
 		err := sendLoad(b.addr(), stranger, "after-restart-held.")
 		if err != nil {
 			tries = append(tries, err.Error())
@@ -97,7 +97,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 		len(white.ok), white.refused, len(held.ok), held.refused)
 	var atSink map[string]bool
 	// Wait for whitelisted mail still in flight between sekisho and the sink.
-	waitFor(10*time.Second, func() bool {
+	testenv.Eventually(10*time.Second, func() bool {
 		atSink = sk.markers(t, "pgr-")
 		return len(atSink) >= len(white.ok)
 	})

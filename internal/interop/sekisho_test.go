@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/internal/testenv"
 )
 
 // listenerConf is one [[smtp.listener]].
@@ -113,7 +115,7 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 	}
 
 	s.proc = startProc(t, "sekisho", filepath.Join(dir, "sekisho.log"), sekishoBin, "serve", "-config", s.config)
-	if !waitFor(15*time.Second, func() bool {
+	if !testenv.Eventually(15*time.Second, func() bool {
 		s.addrs = s.listening()
 		return len(s.addrs) == len(sc.listeners) || s.proc.exited()
 	}) || s.proc.exited() {
@@ -127,7 +129,7 @@ func startSekisho(t *testing.T, sc sekishoConf) *sekisho {
 func (s *sekisho) webAddr() string {
 	s.t.Helper()
 	var addr string
-	waitFor(10*time.Second, func() bool {
+	testenv.Eventually(10*time.Second, func() bool {
 		for _, rec := range s.logged("web listening") {
 			if a, ok := rec["address"].(string); ok && rec["tls"] == true {
 				addr = a
@@ -237,7 +239,7 @@ func (s *sekisho) syncLists() {
 	ip := fmt.Sprintf("127.0.0.%d", 200+barrierIP.Add(1)%50)
 	s.mustCLI("list", "add", "black", ip, "-note", "interop barrier")
 	var last string
-	if !waitFor(10*time.Second, func() bool {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		c, err := d.Dial("tcp", s.addr())
 		if err != nil {
