@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/h1serve"
 	"github.com/sekisho/sekisho/internal/lists"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
@@ -98,7 +99,7 @@ type Server struct {
 	plain  []net.Listener
 	routes map[string][]Route // by lower-case host, longest path first
 	mu     sync.Mutex
-	served []*http.Server
+	served []servedListener
 
 	refusedBlack atomic.Int64
 	refusedProbe atomic.Int64
@@ -319,6 +320,15 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
+// servedListener is what serves one listener: net/http's server, or for a plain listener
+// h1serve in front of it.
+type servedListener struct {
+	shutdowner
+	http *http.Server
+}
+
+type shutdowner interface{ Shutdown(context.Context) error }
+
 // Run serves every listener until Shutdown; it returns the first serving error.
 func (s *Server) Run() error {
 	errc := make(chan error, len(s.https)+len(s.plain))
@@ -332,16 +342,25 @@ func (s *Server) Run() error {
 	for _, l := range s.https {
 		srv := s.newHTTPServer(s.Handler())
 		srv.TLSConfig = s.opts.TLSConfig.Clone()
-		s.served = append(s.served, srv)
+		s.served = append(s.served, servedListener{srv, srv})
 		tl := tls.NewListener(l, srv.TLSConfig)
 		s.log.Info("web listening", "address", l.Addr().String(), "tls", true)
 		wg.Go(func() { errc <- srv.Serve(tl) })
 	}
 	for _, l := range s.plain {
 		srv := s.newHTTPServer(s.plainHandler())
-		s.served = append(s.served, srv)
+		fast := &h1serve.Server{
+			Handler:           srv.Handler,
+			Fallback:          srv,
+			MaxHeaderBytes:    srv.MaxHeaderBytes,
+			ReadHeaderTimeout: srv.ReadHeaderTimeout,
+			IdleTimeout:       srv.IdleTimeout,
+			WriteTimeout:      srv.WriteTimeout,
+			Logger:            s.log,
+		}
+		s.served = append(s.served, servedListener{fast, srv})
 		s.log.Info("web listening", "address", l.Addr().String(), "tls", false)
-		wg.Go(func() { errc <- srv.Serve(l) })
+		wg.Go(func() { errc <- fast.Serve(l) })
 	}
 	s.mu.Unlock()
 	wg.Wait()
@@ -362,7 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, srv := range served {
 		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
+			srv.http.Close()
 			errs = append(errs, err)
 		}
 	}
