@@ -8,9 +8,12 @@
 // client that probes for an open proxy or a mail relay is refused, counted, and handed to
 // the Blacklister, which puts it in BLACK for every module.
 //
-// Plain requests are forwarded by net/http/httputil.ReverseProxy over one http.Transport
-// (keep-alive, HTTP/2 to TLS origins that offer it); hop-by-hop headers are removed and Via
-// is added both ways (RFC 9110 §7.6). Every request gives one access log line ("access",
+// Plain requests are forwarded over one transport (keep-alive, HTTP/2 to TLS origins that
+// offer it); hop-by-hop headers are removed and Via is added both ways (RFC 9110 §7.6).
+// GET, HEAD and OPTIONS without a body to http origins go the direct way (h1transport's
+// client, forwardDirect); everything else through net/http/httputil.ReverseProxy. The
+// listeners are served by h1serve, which answers plain GETs and HEADs on the connection's
+// goroutine and hands CONNECT and everything else to net/http. Every request gives one access log line ("access",
 // proxy "http").
 package fwdproxy
 
@@ -19,7 +22,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/internal/tunnel"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,9 +30,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/h1serve"
 	"github.com/sekisho/sekisho/internal/h1transport"
 	"github.com/sekisho/sekisho/internal/metrics"
 	"github.com/sekisho/sekisho/internal/netacl"
+	"github.com/sekisho/sekisho/internal/tunnel"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -124,7 +128,9 @@ type Proxy struct {
 	dialer netacl.Dialer
 	tr     *h1transport.Transport
 	rp     *httputil.ReverseProxy
-	srv    *http.Server
+	srv    *http.Server      // serves what fast hands over: CONNECT, bodies, upgrades
+	fast   *h1serve.Server   // serves the listeners; plain GETs and HEADs itself
+	rbufs  tunnel.BufferPool // response body copy buffers of the direct path
 
 	// base is the parent of every request context; cancelled when Shutdown gives up
 	// waiting, which ends forwarded requests and upgraded connections.
@@ -209,6 +215,17 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return p.base },
 	}
+	p.fast = &h1serve.Server{
+		Handler:           p,
+		Fallback:          p.srv,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.ClientIdleTimeout,
+		Logger:            p.log,
+		AbsoluteForm:      true,
+		BaseContext:       p.base,
+	}
+	p.rbufs.Size = 32 << 10
 	return p, nil
 }
 
@@ -259,7 +276,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 	}
 	p.mu.Unlock()
 	p.log.Info("http proxy listening", "address", l.Addr().String())
-	return p.srv.Serve(l)
+	return p.fast.Serve(l)
 }
 
 // Shutdown stops accepting clients and lets requests and tunnels under way finish until ctx
@@ -269,7 +286,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.closing = true
 	p.mu.Unlock()
-	err := p.srv.Shutdown(ctx)
+	err := p.fast.Shutdown(ctx) // and p.srv
 	if err == nil {
 		err = p.waitRequests(ctx)
 	}

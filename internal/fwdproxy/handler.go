@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/internal/accesslog"
+	"github.com/sekisho/sekisho/internal/h1transport"
 	"github.com/sekisho/sekisho/internal/netacl"
 )
 
@@ -211,10 +212,42 @@ func (p *Proxy) forward(r *http.Request, ex *exchange) {
 		p.refuse(r.Context(), ex, reason)
 		return
 	}
+	if u.Scheme == "http" && h1transport.Direct(r) {
+		p.forwardDirect(r, ex)
+		return
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &accesslog.Body{ReadCloser: r.Body, N: &ex.up}
 	}
 	p.rp.ServeHTTP(ex.w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+}
+
+// forwardDirect relays a request h1transport.Direct accepts to an http origin as the
+// ReverseProxy path does (rewrite and modifyResponse), without ReverseProxy's per-request
+// clone, trace and context.
+func (p *Proxy) forwardDirect(r *http.Request, ex *exchange) {
+	out := r.WithContext(r.Context())
+	u := *r.URL
+	u.User = nil // never turned into an Authorization header
+	out.URL = &u
+	out.Body = nil
+	out.Close = false
+	out.Header = h1transport.OutHeader(r.Header) // Proxy-Authorization is hop-by-hop: gone
+	out.Header.Add("Via", via(r.ProtoMajor, r.ProtoMinor, ex.st.Hostname))
+	res, err := p.tr.RoundTrip(out)
+	if err != nil {
+		p.originFailed(r, ex, err)
+		return
+	}
+	defer res.Body.Close()
+	h1transport.RemoveHopByHop(res.Header)
+	res.Header.Add("Via", via(res.ProtoMajor, res.ProtoMinor, ex.st.Hostname))
+	buf := p.rbufs.Get()
+	defer p.rbufs.Put(buf)
+	if err := h1transport.WriteResponse(ex.w, res, buf); err != nil {
+		ex.err = err
+		panic(http.ErrAbortHandler) // the client sees the connection close before the end
+	}
 }
 
 // rewrite builds the request to the origin. ReverseProxy has already removed the

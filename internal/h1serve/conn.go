@@ -36,7 +36,7 @@ var errHandOff = errors.New("h1serve: hand off")
 func (c *conn) serve() {
 	handed := false
 	defer func() {
-		if err := recover(); err != nil {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
 			buf := make([]byte, size)
 			buf = buf[:runtime.Stack(buf, false)]
@@ -49,7 +49,11 @@ func (c *conn) serve() {
 			c.nc.Close()
 		}
 	}()
-	ctx, cancel := context.WithCancel(context.Background())
+	base := c.srv.BaseContext
+	if base == nil {
+		base = context.Background()
+	}
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	ctx = context.WithValue(ctx, http.ServerContextKey, c.srv.Fallback)
 	c.ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
@@ -71,7 +75,8 @@ func (c *conn) serve() {
 		}
 		c.srv.setIdle(c, false)
 		req, err := c.hr.parse(head)
-		if err != nil || c.hr.br.Buffered() != 0 || !Takes(req) {
+		absolute := c.srv.AbsoluteForm && hasHostField(head)
+		if err != nil || c.hr.br.Buffered() != 0 || !takes(req, absolute) {
 			handed = c.handOff()
 			return
 		}

@@ -41,6 +41,11 @@ type Server struct {
 	IdleTimeout       time.Duration // between two requests; 0: ReadHeaderTimeout
 	WriteTimeout      time.Duration // writing one response; 0: none
 	Logger            *slog.Logger  // handler panics; nil: discard
+	// AbsoluteForm takes targets in absolute form too ("GET http://host/ HTTP/1.1", a
+	// forward proxy's requests) when the head has a Host field, as HTTP/1.1 requires.
+	AbsoluteForm bool
+	// BaseContext is the parent of every request's context; nil: context.Background().
+	BaseContext context.Context
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -205,7 +210,10 @@ func (s *Server) idleTimeout() time.Duration {
 // one valid Host and only valid header fields (what net/http's server checks before it
 // calls a handler). Requests in absolute form, which only proxy probes send to a web
 // server, go to net/http.
-func Takes(r *http.Request) bool {
+func Takes(r *http.Request) bool { return takes(r, false) }
+
+// takes is Takes, with targets in absolute form taken when absolute is true.
+func takes(r *http.Request, absolute bool) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ProtoMajor != 1 || r.ProtoMinor != 1 {
 		return false
 	}
@@ -220,7 +228,8 @@ func Takes(r *http.Request) bool {
 	}
 	// http.ReadRequest refuses a second Host and moves the one Host into r.Host. With the
 	// target in origin form, r.Host is that header, which HTTP/1.1 requires.
-	if !strings.HasPrefix(r.RequestURI, "/") || r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
+	target := strings.HasPrefix(r.RequestURI, "/") || absolute && r.URL.IsAbs()
+	if !target || r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
 		return false
 	}
 	for k, vv := range h {
@@ -287,6 +296,20 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// hasHostField reports a Host field in a request head (the lines after the request line).
+func hasHostField(head []byte) bool {
+	for {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 || i+6 > len(head) {
+			return false
+		}
+		head = head[i+1:]
+		if len(head) >= 5 && bytes.EqualFold(head[:5], []byte("host:")) {
+			return true
+		}
+	}
 }
 
 // headReader lets http.ReadRequest parse a head already in memory without allocating.

@@ -1,8 +1,9 @@
 // Package revproxy is sekisho's reverse proxy: one Route per [[web.route]] with upstreams
 // (SPEC §5). A Route forwards requests with net/http/httputil.ReverseProxy to one of several
 // backends, picked round_robin or least_conn among those that are up. GET, HEAD and OPTIONS
-// without a body go over h1transport (no goroutine handoffs per request), the rest over
-// net/http's Transport.
+// without a body go over h1transport (no goroutine handoffs per request) and are forwarded
+// by serveDirect, which does with the headers what ReverseProxy does without its
+// per-request clone and trace; the rest go over net/http's Transport.
 //
 // Backends go down and come back in two ways. Active checks (Start) request health_path on
 // every backend each health_interval: a backend that fails one is taken out, one that passes
@@ -92,6 +93,7 @@ type Route struct {
 	policy    selector
 	proxy     *httputil.ReverseProxy
 	transport *h1transport.Transport
+	buffers   *tunnel.BufferPool
 	checker   *http.Client
 
 	requests atomic.Int64
@@ -179,10 +181,11 @@ func New(opts Options, deps Deps) (*Route, error) {
 		Timeout:       opts.HealthTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	rt.buffers = &tunnel.BufferPool{Size: copyBufferSize}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    &failover{route: rt},
-		BufferPool:   &tunnel.BufferPool{Size: copyBufferSize},
+		BufferPool:   rt.buffers,
 		ErrorHandler: rt.serveError,
 		ErrorLog:     slog.NewLogLogger(deps.Logger.Handler(), slog.LevelDebug),
 	}
@@ -208,6 +211,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 // ServeHTTP forwards the request to a backend.
 func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.requests.Add(1)
+	if h1transport.Direct(r) {
+		rt.serveDirect(w, r)
+		return
+	}
 	if max := rt.opts.MaxBodyBytes; max > 0 {
 		if r.ContentLength > max {
 			rt.log.Info("reverse proxy request refused", "client", r.RemoteAddr, "reason", "body-too-large", "length", r.ContentLength)
