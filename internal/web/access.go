@@ -35,6 +35,7 @@ func (s *Server) access(rt Route) http.Handler {
 		kind = metrics.ProxyWeb
 	}
 	m := s.deps.Metrics.Proxy(kind)
+	log := s.log.With(slog.String("proxy", kind)) // formatted once, not per line
 	next := rt.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.deps.Now()
@@ -50,8 +51,7 @@ func (s *Server) access(rt Route) http.Handler {
 			}
 			m.Request(r.Method)
 			m.Bytes(in.Load(), aw.Bytes)
-			s.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
-				slog.String("proxy", kind),
+			log.LogAttrs(context.Background(), slog.LevelInfo, "access",
 				slog.String("client", webui.ClientIP(r).String()),
 				slog.String("method", r.Method),
 				slog.String("host", r.Host),
