@@ -289,6 +289,17 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// CloseWrite half-closes the connection. net/http does it before closing a connection with
+// request bytes left unread (after a 431, or a body the handler did not read) so that the
+// client reads the answer before the reset that closing then causes; embedding net.Conn
+// does not pass the method on.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // headReader lets http.ReadRequest parse a head already in memory without allocating.
 type headReader struct {
 	br *bufio.Reader

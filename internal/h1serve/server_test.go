@@ -77,6 +77,7 @@ func TestNetHTTPClient(t *testing.T) {
 
 // Every request the fast path does not take goes to Fallback, or gets net/http's error answer.
 func TestHandOff(t *testing.T) {
+	long := "GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + strings.Repeat("a", 12<<10) + "\r\n\r\n"
 	tests := []struct {
 		name     string
 		req      string
@@ -100,6 +101,7 @@ func TestHandOff(t *testing.T) {
 		{name: "bare LF", req: "GET /lf HTTP/1.1\nHost: x\n\n", status: 200, fallback: true, body: "GET /lf"},
 		{name: "bare LF in the header", req: "GET /lf HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", status: 200, fallback: true, body: `X=["y"]`},
 		{name: "leading empty line", req: "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
+		{name: "head too large", req: long, status: 431},
 		{name: "truncated head", req: "GET / HTTP/1.1\r\nHost: x\r\n", status: 400, halfOpen: true},
 		{name: "invalid header name", req: "GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n", status: 400},
 		{name: "invalid header value", req: "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", status: 400},
