@@ -205,6 +205,9 @@ type outBuf struct {
 }
 
 func (o *outBuf) WriteString(s string) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
 	o.b = append(o.b, s...)
 	return len(s), nil
 }

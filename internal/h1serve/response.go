@@ -95,9 +95,11 @@ func (w *response) Write(p []byte) (int, error) {
 		}
 		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
 		bw.WriteString("\r\n")
-		bw.Write(p)
-		_, err := bw.WriteString("\r\n")
-		return len(p), err
+		if _, err := bw.Write(p); err != nil {
+			return 0, err
+		}
+		bw.WriteString("\r\n")
+		return len(p), nil
 	}
 	return bw.Write(p)
 }

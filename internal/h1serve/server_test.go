@@ -3,6 +3,7 @@ package h1serve
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -721,6 +722,58 @@ func TestReadHeaderTimeout(t *testing.T) {
 				t.Errorf("Fallback served %d requests", n)
 			}
 		})
+	}
+}
+
+func TestWriteTimeout(t *testing.T) {
+	errc := make(chan error, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}), func(s *Server) { s.WriteTimeout = 100 * time.Millisecond })
+	c := dial(t, ts.addr)
+	c.send(get("/")) // and never read
+	select {
+	case err := <-errc:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("Write: %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write did not fail")
+	}
+}
+
+// A handler streaming to a client that went away sees its writes fail.
+func TestWriteAfterClientLeft(t *testing.T) {
+	errc := make(chan error, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 4<<10))
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}), nil)
+	c := dial(t, ts.addr)
+	c.send(get("/"))
+	if _, err := http.ReadResponse(c.br, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.nc.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write did not fail")
 	}
 }
 
