@@ -3,6 +3,7 @@ package h1serve
 import (
 	"errors"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -130,17 +131,8 @@ func (w *response) finish() error {
 	bw := w.c.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
-		for _, k := range w.trailers {
-			for _, v := range w.header[k] {
-				writeField(bw, k, v)
-			}
-		}
-		for k, vv := range w.header {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-				for _, v := range vv {
-					writeField(bw, name, v)
-				}
-			}
+		if t := w.finalTrailers(); t != nil {
+			t.Write(bw) // sorted, invalid names left out, as net/http
 		}
 		bw.WriteString("\r\n")
 	}
@@ -165,7 +157,8 @@ func (w *response) writeHead(done bool) error {
 	w.trailers = w.trailers[:0]
 	for _, v := range h["Trailer"] {
 		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
+			// Fields that may not be trailers (RFC 9110 §6.5.1) stay in the head, as net/http.
+			if t = textproto.TrimString(t); t != "" && httpguts.ValidTrailerHeader(t) {
 				w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
 			}
 		}
@@ -229,6 +222,29 @@ func (w *response) writeHead(done bool) error {
 		}
 	}
 	return nil
+}
+
+// finalTrailers returns the trailer fields, as net/http: the declared ones and those set
+// with http.TrailerPrefix.
+func (w *response) finalTrailers() http.Header {
+	var t http.Header
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[name] = vv
+		}
+	}
+	for _, k := range w.trailers {
+		if t == nil {
+			t = make(http.Header)
+		}
+		for _, v := range w.header[k] {
+			t.Add(k, v)
+		}
+	}
+	return t
 }
 
 func hasPrefixedTrailer(h http.Header) bool {

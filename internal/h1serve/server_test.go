@@ -440,6 +440,37 @@ func TestFraming(t *testing.T) {
 			},
 		},
 		{
+			name: "fields that may not be trailers",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Trailer", "Content-Type, Content-Length, X-Ok")
+				w.Header().Set("Content-Type", "text/css")
+				w.Header().Set("Content-Length", "4")
+				io.WriteString(w, "data")
+				w.Header().Set("X-Ok", "1")
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if r.Header.Get("Content-Type") != "text/css" || r.ContentLength != 4 || r.body != "data" {
+					t.Errorf("head %q body %q", head, r.body)
+				}
+			},
+		},
+		{
+			name: "trailer names not valid",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Trailer", "Bad Name")
+				io.WriteString(w, "data")
+				w.Header()["Bad Name"] = []string{"1"}
+				w.Header()[http.TrailerPrefix+"X-Bad\r\nX-Injected"] = []string{"1"}
+				w.Header().Set(http.TrailerPrefix+"X-Good", "a\r\nb")
+			},
+			check: func(t *testing.T, r reply, head string) {
+				// "Bad Name" is in r.Trailer as announced, without a value.
+				if r.body != "data" || len(r.Trailer["Bad Name"]) != 0 || r.Trailer.Get("X-Good") != "a  b" || len(r.Trailer) != 2 {
+					t.Errorf("%q trailer %q", r.body, r.Trailer)
+				}
+			},
+		},
+		{
 			name: "handler Connection: close",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Connection", "close")
