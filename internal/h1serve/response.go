@@ -54,7 +54,7 @@ func (w *response) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		bw := w.c.bw
 		writeStatusLine(bw, code)
-		writeFields(bw, w.header, nil)
+		w.header.WriteSubset(bw, excludedInterim)
 		bw.WriteString("\r\n")
 		bw.Flush()
 		return
@@ -146,16 +146,23 @@ func (w *response) finish() error {
 }
 
 // writeHead writes the status line and header fields, then any body held back. done: the
-// handler has returned, so what it wrote is the whole body.
+// handler has returned, so what it wrote is the whole body. It follows net/http's
+// chunkWriter.writeHeader: the handler's fields sorted by name (less those its framing
+// overrides), then those it adds, in the same order, and leaves the handler's map alone.
 func (w *response) writeHead(done bool) error {
 	w.wroteHead = true
 	h := w.header
 	code := w.status
 	isHead := w.req.Method == http.MethodHead
-	w.length = -1
-	delete(h, "Transfer-Encoding")
+	var (
+		exclude                                         int    // fields of h not written: exLength...
+		date, length, contentType, connection, encoding string // fields added
+	)
+
+	hasTrailers := hasPrefixedTrailer(h)
 	w.trailers = w.trailers[:0]
 	for _, v := range h["Trailer"] {
+		hasTrailers = true
 		for t := range strings.SplitSeq(v, ",") {
 			// Fields that may not be trailers (RFC 9110 §6.5.1) stay in the head, as net/http.
 			if t = textproto.TrimString(t); t != "" && httpguts.ValidTrailerHeader(t) {
@@ -163,52 +170,79 @@ func (w *response) writeHead(done bool) error {
 			}
 		}
 	}
-	hasTrailers := len(w.trailers) > 0 || hasPrefixedTrailer(h)
-	if !bodyAllowed(code) {
-		w.noBody = true
-		delete(h, "Content-Length")
-		if code == http.StatusNotModified {
-			delete(h, "Content-Type")
+	te := first(h, "Transfer-Encoding")
+	hasTE := te != ""
+	_, haveLength := h["Content-Length"]
+	w.length = -1
+	if cl := first(h, "Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.length = n
+		}
+	}
+	if done && !hasTrailers && !hasTE && bodyAllowed(code) && !haveLength && (!isHead || len(w.pending) > 0) {
+		w.length = int64(len(w.pending))
+		length = strconv.Itoa(len(w.pending))
+	}
+	hasCL := w.length >= 0
+	if w.wantsClose || first(h, "Connection") == "close" {
+		w.closeAfter = true
+	}
+	if bodyAllowed(code) {
+		_, haveType := h["Content-Type"]
+		if !haveType && h.Get("Content-Encoding") == "" && !hasTE && len(w.pending) > 0 {
+			contentType = http.DetectContentType(w.pending)
 		}
 	} else {
-		if cl := h.Get("Content-Length"); cl != "" {
-			n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
-			if err != nil || n < 0 {
-				delete(h, "Content-Length") // net/http ignores it too and frames the body itself
-			} else {
-				w.length = n
-			}
-		}
-		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" && len(w.pending) > 0 {
-			h.Set("Content-Type", http.DetectContentType(w.pending))
-		}
-		switch {
-		case isHead:
-			w.noBody = true
-			if done && w.length < 0 && len(w.pending) > 0 {
-				h.Set("Content-Length", strconv.Itoa(len(w.pending)))
-			}
-		case w.length >= 0:
-		case done && !hasTrailers:
-			w.length = int64(len(w.pending))
-			h.Set("Content-Length", strconv.Itoa(len(w.pending)))
-		default:
-			w.chunked = true
-			h.Del("Content-Length")
+		exclude |= exLength | exEncoding
+		if code == http.StatusNotModified {
+			exclude |= exType
 		}
 	}
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		date = time.Now().UTC().Format(http.TimeFormat)
 	}
-	if w.wantsClose || hasToken(h.Get("Connection"), "close") {
+	if hasCL && hasTE && te != "identity" {
+		exclude |= exLength
+		hasCL = false
+	}
+	switch {
+	case isHead || !bodyAllowed(code):
+		w.noBody = true
+		exclude |= exEncoding
+	case hasCL:
+		exclude |= exEncoding
+	case te == "identity":
+		// The body ends when the connection does.
 		w.closeAfter = true
-		h["Connection"] = []string{"close"}
+		exclude |= exEncoding
+	default:
+		w.chunked = true
+		encoding = "chunked"
+		if te == "chunked" {
+			exclude |= exEncoding
+		}
 	}
+	if w.chunked || !hasCL {
+		exclude |= exLength // a Content-Length net/http could not parse goes too
+	}
+	if w.closeAfter && !hasToken(first(h, "Connection"), "close") {
+		exclude |= exConnection
+		connection = "close"
+	}
+
 	bw := w.c.bw
 	writeStatusLine(bw, code)
-	writeFields(bw, h, w.trailers)
-	if w.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	h.WriteSubset(bw, excluded[exclude])
+	for _, f := range [...]struct{ name, value string }{
+		{"Date", date}, {"Content-Length", length}, {"Content-Type", contentType},
+		{"Connection", connection}, {"Transfer-Encoding", encoding},
+	} {
+		if f.value != "" {
+			bw.WriteString(f.name)
+			bw.WriteString(": ")
+			bw.WriteString(f.value)
+			bw.WriteString("\r\n")
+		}
 	}
 	bw.WriteString("\r\n")
 	if len(w.pending) > 0 {
@@ -222,6 +256,40 @@ func (w *response) writeHead(done bool) error {
 		}
 	}
 	return nil
+}
+
+// Fields of the handler's header that writeHead leaves out, as net/http's delHeader.
+const (
+	exLength     = 1 << iota // Content-Length
+	exEncoding               // Transfer-Encoding
+	exConnection             // Connection
+	exType                   // Content-Type
+)
+
+// excluded[m] is the set of fields in m, for http.Header.WriteSubset.
+var excluded = func() (sets [1 << 4]map[string]bool) {
+	names := [...]string{"Content-Length", "Transfer-Encoding", "Connection", "Content-Type"}
+	for m := range sets {
+		sets[m] = map[string]bool{}
+		for i, name := range names {
+			if m&(1<<i) != 0 {
+				sets[m][name] = true
+			}
+		}
+	}
+	return sets
+}()
+
+// excludedInterim are the fields an interim (1xx) response leaves out, as net/http.
+var excludedInterim = excluded[exLength|exEncoding]
+
+// first returns the first value of the field key, which must be canonical, as net/http's
+// Header.get.
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // finalTrailers returns the trailer fields, as net/http: the declared ones and those set
@@ -274,38 +342,6 @@ func writeStatusLine(bw stringWriter, code int) {
 }
 
 type stringWriter interface{ WriteString(string) (int, error) }
-
-// writeFields writes the header fields, leaving out the trailer keys (sent after the body)
-// and, as net/http does, fields with an invalid name; CR and LF in values become spaces.
-func writeFields(bw stringWriter, h http.Header, skip []string) {
-	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) || contains(skip, k) {
-			continue
-		}
-		for _, v := range vv {
-			writeField(bw, k, v)
-		}
-	}
-}
-
-func writeField(bw stringWriter, k, v string) {
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-	}
-	bw.WriteString(strings.TrimSpace(v))
-	bw.WriteString("\r\n")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // hasToken reports whether the comma-separated list v holds token, case-insensitively.
 func hasToken(v, token string) bool {
