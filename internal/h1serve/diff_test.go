@@ -113,6 +113,7 @@ func firstDifference(got, want []byte) string {
 // The responses written here are, byte for byte, those of net/http.
 func TestMatchesNetHTTP(t *testing.T) {
 	const two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+	big := bytes.Repeat([]byte("<html>0123456789"), 200)
 	tests := []struct {
 		name    string
 		handler http.HandlerFunc
@@ -199,6 +200,9 @@ func TestMatchesNetHTTP(t *testing.T) {
 			io.WriteString(w, "<p>one")
 			w.(http.Flusher).Flush()
 			io.WriteString(w, "two")
+		}, two},
+		{"large write", func(w http.ResponseWriter, r *http.Request) {
+			w.Write(big)
 		}, two},
 		{"unknown status", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(299)

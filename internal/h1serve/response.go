@@ -75,7 +75,7 @@ func (w *response) Write(p []byte) (int, error) {
 			w.pending = append(w.pending, p...)
 			return len(p), nil
 		}
-		if err := w.writeHead(false); err != nil {
+		if err := w.writeHead(p, false); err != nil {
 			return 0, err
 		}
 	}
@@ -111,7 +111,7 @@ func (w *response) Flush() {
 		if w.status == 0 {
 			w.WriteHeader(http.StatusOK)
 		}
-		if w.writeHead(false) != nil {
+		if w.writeHead(nil, false) != nil {
 			return
 		}
 	}
@@ -124,7 +124,7 @@ func (w *response) finish() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.wroteHead {
-		if err := w.writeHead(true); err != nil {
+		if err := w.writeHead(nil, true); err != nil {
 			return err
 		}
 	}
@@ -145,11 +145,12 @@ func (w *response) finish() error {
 	return nil
 }
 
-// writeHead writes the status line and header fields, then any body held back. done: the
-// handler has returned, so what it wrote is the whole body. It follows net/http's
+// writeHead writes the status line and header fields, then any body held back. p is the
+// write that did not fit with it, if any: the Content-Type is sniffed from their start.
+// done: the handler has returned, so what it wrote is the whole body. It follows net/http's
 // chunkWriter.writeHeader: the handler's fields sorted by name (less those its framing
 // overrides), then those it adds, in the same order, and leaves the handler's map alone.
-func (w *response) writeHead(done bool) error {
+func (w *response) writeHead(p []byte, done bool) error {
 	w.wroteHead = true
 	h := w.header
 	code := w.status
@@ -189,8 +190,8 @@ func (w *response) writeHead(done bool) error {
 	}
 	if bodyAllowed(code) {
 		_, haveType := h["Content-Type"]
-		if !haveType && h.Get("Content-Encoding") == "" && !hasTE && len(w.pending) > 0 {
-			contentType = http.DetectContentType(w.pending)
+		if !haveType && h.Get("Content-Encoding") == "" && !hasTE && len(w.pending)+len(p) > 0 {
+			contentType = http.DetectContentType(sniffed(w.pending, p))
 		}
 	} else {
 		exclude |= exLength | exEncoding
@@ -256,6 +257,19 @@ func (w *response) writeHead(done bool) error {
 		}
 	}
 	return nil
+}
+
+// sniffed returns the start of the body made of held and then p, as much as
+// http.DetectContentType reads (which net/http gives it too).
+func sniffed(held, p []byte) []byte {
+	const sniffLen = 512
+	switch {
+	case len(held) >= sniffLen || len(p) == 0:
+		return held
+	case len(held) == 0:
+		return p
+	}
+	return append(held[:len(held):len(held)], p[:min(len(p), sniffLen-len(held))]...)
 }
 
 // Fields of the handler's header that writeHead leaves out, as net/http's delHeader.

@@ -347,6 +347,29 @@ func TestFraming(t *testing.T) {
 			},
 		},
 		{
+			name: "Content-Type sniffed from a large write",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "<html>"+big)
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if ct := r.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" || len(r.TransferEncoding) != 1 {
+					t.Errorf("head %q", head)
+				}
+			},
+		},
+		{
+			name: "Content-Type sniffed from the held body and a large write",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "plain text, then ")
+				io.WriteString(w, "\x00"+big)
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+					t.Errorf("head %q", head)
+				}
+			},
+		},
+		{
 			name: "no sniffing with a Content-Encoding",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Encoding", "gzip")
