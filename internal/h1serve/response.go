@@ -60,6 +60,9 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status = code
+	// As net/http, the Content-Length is the one set when the status is: writes beyond it
+	// fail, whether or not the head is out.
+	w.length = contentLength(w.header)
 }
 
 // Write implements http.ResponseWriter.
@@ -68,10 +71,13 @@ func (w *response) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.wroteHead {
+		if !bodyAllowed(w.status) {
+			return 0, errBodyNotAllowed
+		}
+		if w.length >= 0 && int64(len(w.pending)+len(p)) > w.length {
+			return 0, errTooLong
+		}
 		if len(w.pending)+len(p) <= bufferBeforeHead {
-			if !bodyAllowed(w.status) {
-				return 0, errBodyNotAllowed
-			}
 			w.pending = append(w.pending, p...)
 			return len(p), nil
 		}
@@ -174,12 +180,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 	te := first(h, "Transfer-Encoding")
 	hasTE := te != ""
 	_, haveLength := h["Content-Length"]
-	w.length = -1
-	if cl := first(h, "Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-			w.length = n
-		}
-	}
+	w.length = contentLength(h)
 	if done && !hasTrailers && !hasTE && bodyAllowed(code) && !haveLength && (!isHead || len(w.pending) > 0) {
 		w.length = int64(len(w.pending))
 		length = strconv.Itoa(len(w.pending))
@@ -257,6 +258,17 @@ func (w *response) writeHead(p []byte, done bool) error {
 		}
 	}
 	return nil
+}
+
+// contentLength returns the value of the Content-Length field of h; -1 when there is none
+// or net/http could not parse it.
+func contentLength(h http.Header) int64 {
+	if cl := first(h, "Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
 }
 
 // sniffed returns the start of the body made of held and then p, as much as

@@ -534,6 +534,25 @@ func TestFraming(t *testing.T) {
 			},
 		},
 		{
+			name: "more than the Content-Length, held back",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "3")
+				if _, err := io.WriteString(w, "hello"); err != http.ErrContentLength {
+					t.Errorf("Write: %v, want ErrContentLength", err)
+				}
+				io.WriteString(w, "ab")
+				if _, err := io.WriteString(w, "cd"); err != http.ErrContentLength {
+					t.Errorf("Write: %v, want ErrContentLength", err)
+				}
+				io.WriteString(w, "c")
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if r.ContentLength != 3 || r.body != "abc" {
+					t.Errorf("CL %d %q", r.ContentLength, r.body)
+				}
+			},
+		},
+		{
 			name: "status code without text",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(599)
