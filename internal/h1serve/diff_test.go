@@ -196,6 +196,15 @@ func TestMatchesNetHTTP(t *testing.T) {
 			w.Header().Set("X-A", "1")
 			w.Header().Set(http.TrailerPrefix+"X-C", "3")
 		}, two},
+		{"trailers and late fields", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-B, X-A")
+			w.Header().Set("X-A", "early")
+			w.WriteHeader(200)
+			w.Header().Set("X-C", "late")
+			io.WriteString(w, "data")
+			w.Header().Set("X-B", "2")
+			w.Header().Set("X-A", "1")
+		}, two},
 		{"flush", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "<p>one")
 			w.(http.Flusher).Flush()

@@ -22,7 +22,8 @@ type response struct {
 	c          *conn
 	req        *http.Request
 	header     http.Header
-	status     int // 0 until WriteHeader
+	sent       http.Header // the header at WriteHeader, when the handler asked for it after
+	status     int         // 0 until WriteHeader
 	wroteHead  bool
 	wantsClose bool // the client sent Connection: close
 	closeAfter bool
@@ -39,8 +40,17 @@ var (
 	errTooLong        = http.ErrContentLength
 )
 
-// Header implements http.ResponseWriter.
-func (w *response) Header() http.Header { return w.header }
+// Header implements http.ResponseWriter. As with net/http, changes made after WriteHeader
+// (or the first Write) do not reach the head, trailers aside: asked for the header then,
+// before the head is written, it keeps a copy of the header as it was to write it from.
+// (net/http also copies at WriteHeader a header the handler holds from before; here a
+// change made through such a reference still reaches the head.)
+func (w *response) Header() http.Header {
+	if w.status != 0 && !w.wroteHead && w.sent == nil {
+		w.sent = w.header.Clone()
+	}
+	return w.header
+}
 
 // WriteHeader implements http.ResponseWriter. A 1xx status other than 101 is sent at once
 // as an interim response.
@@ -159,6 +169,9 @@ func (w *response) finish() error {
 func (w *response) writeHead(p []byte, done bool) error {
 	w.wroteHead = true
 	h := w.header
+	if w.sent != nil {
+		h = w.sent
+	}
 	code := w.status
 	isHead := w.req.Method == http.MethodHead
 	var (

@@ -553,6 +553,21 @@ func TestFraming(t *testing.T) {
 			},
 		},
 		{
+			name: "header changed after WriteHeader",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Early", "1")
+				io.WriteString(w, "hello")
+				w.Header().Set("Content-Length", "99")
+				w.Header().Set("X-Late", "1")
+				w.Header().Del("X-Early")
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if r.ContentLength != 5 || r.body != "hello" || r.Header.Get("X-Late") != "" || r.Header.Get("X-Early") != "1" {
+					t.Errorf("head %q body %q", head, r.body)
+				}
+			},
+		},
+		{
 			name: "status code without text",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(599)
