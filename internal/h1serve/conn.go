@@ -104,8 +104,13 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 	scanned, deadline := 0, unset
 	for {
 		end, ok, odd := headEnd(c.buf[c.start:c.end], scanned)
-		if ok {
+		if ok && end <= c.srv.maxHeader() {
 			return c.buf[c.start : c.start+end], nil
+		}
+		if ok {
+			// Read whole as the buffer grew past the limit: net/http judges it (431 when
+			// it is over the limit with net/http's slack too).
+			return nil, errHandOff
 		}
 		if odd || c.end-c.start >= c.srv.maxHeader() {
 			return nil, errHandOff

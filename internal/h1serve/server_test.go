@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,36 @@ func TestHandOff(t *testing.T) {
 			}
 			if n := ts.fast.Load(); n != 0 {
 				t.Errorf("Handler called %d times", n)
+			}
+		})
+	}
+}
+
+// A head over MaxHeaderBytes goes to net/http, whatever the reads that brought it.
+func TestHeadLimit(t *testing.T) {
+	const limit = 9000 // not a power of two: the buffer grows past it
+	headOf := func(size int) string {
+		const start = "GET / HTTP/1.1\r\nHost: x\r\nX: "
+		return start + strings.Repeat("a", size-len(start)-4) + "\r\n\r\n"
+	}
+	tests := []struct {
+		size     int
+		status   int
+		fallback bool
+	}{
+		{limit / 2, 200, false},
+		{limit, 200, false},
+		{limit + 1000, 200, true},  // within net/http's 4 KiB of slack
+		{limit + 6000, 431, false}, // past it
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.size), func(t *testing.T) {
+			ts := startServer(t, pathHandler, func(s *Server) { s.MaxHeaderBytes = limit })
+			c := dial(t, ts.addr)
+			c.send(headOf(tt.size))
+			r := c.read("GET")
+			if r.StatusCode != tt.status || r.fromFallback() != tt.fallback {
+				t.Errorf("%d fallback=%v, want %d fallback=%v", r.StatusCode, r.fromFallback(), tt.status, tt.fallback)
 			}
 		})
 	}
