@@ -122,6 +122,9 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 			deadline = idleDeadline
 			c.setReadDeadline(c.srv.idleTimeout())
 		case deadline == unset || deadline == idleDeadline && c.start < c.end:
+			if deadline == idleDeadline && c.srv.ReadHeaderTimeout <= 0 {
+				c.nc.SetReadDeadline(time.Time{}) // the head has no limit: the idle one ends
+			}
 			deadline = headDeadline
 			c.setReadDeadline(c.srv.ReadHeaderTimeout)
 		}

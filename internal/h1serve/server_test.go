@@ -844,6 +844,24 @@ func TestReadHeaderTimeout(t *testing.T) {
 	}
 }
 
+// Without ReadHeaderTimeout, a head has no time limit, even begun near the end of an idle wait.
+func TestNoReadHeaderTimeout(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	ts := startServer(t, pathHandler, func(s *Server) {
+		s.ReadHeaderTimeout = 0
+		s.IdleTimeout = idle
+	})
+	c := dial(t, ts.addr)
+	c.send(get("/a"))
+	c.read("GET")
+	c.send("GET /b HTTP/1.1\r\n")
+	time.Sleep(2 * idle) // a slow client
+	c.send("Host: x\r\n\r\n")
+	if r := c.read("GET"); r.body != "/b" || r.fromFallback() {
+		t.Errorf("%d %q", r.StatusCode, r.body)
+	}
+}
+
 func TestWriteTimeout(t *testing.T) {
 	errc := make(chan error, 1)
 	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
