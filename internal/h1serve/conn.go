@@ -36,7 +36,8 @@ var errHandOff = errors.New("h1serve: hand off")
 func (c *conn) serve() {
 	handed := false
 	defer func() {
-		if err := recover(); err != nil {
+		// http.ErrAbortHandler ends a response quietly (ReverseProxy's when its client left).
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
 			buf := make([]byte, size)
 			buf = buf[:runtime.Stack(buf, false)]

@@ -802,6 +802,24 @@ func TestPanic(t *testing.T) {
 	}
 }
 
+// http.ErrAbortHandler closes the connection and is not logged, as with net/http.
+func TestAbortHandler(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}), nil)
+	c := dial(t, ts.addr)
+	c.send(get("/"))
+	if r, err := c.tryRead("GET"); err == nil {
+		t.Fatalf("complete response %d %q", r.StatusCode, r.body)
+	}
+	c.expectClosed()
+	if msgs := ts.logs.messages(); len(msgs) != 0 {
+		t.Errorf("logged %q", msgs)
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	ts := startServer(t, pathHandler, func(s *Server) {
 		s.IdleTimeout = 100 * time.Millisecond
