@@ -199,7 +199,9 @@ func (w *response) writeHead(p []byte, done bool) error {
 		length = strconv.Itoa(len(w.pending))
 	}
 	hasCL := w.length >= 0
-	if w.wantsClose || first(h, "Connection") == "close" {
+	// As net/http with keep-alives off, a response during Shutdown says the connection ends.
+	keepAlive := !w.c.srv.inShutdown.Load()
+	if w.wantsClose || first(h, "Connection") == "close" || !keepAlive {
 		w.closeAfter = true
 	}
 	if bodyAllowed(code) {
@@ -240,7 +242,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 	if w.chunked || !hasCL {
 		exclude |= exLength // a Content-Length net/http could not parse goes too
 	}
-	if w.closeAfter && !hasToken(first(h, "Connection"), "close") {
+	if w.closeAfter && (!keepAlive || !hasToken(first(h, "Connection"), "close")) {
 		exclude |= exConnection
 		connection = "close"
 	}

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -42,12 +43,13 @@ type Server struct {
 	WriteTimeout      time.Duration // writing one response; 0: none
 	Logger            *slog.Logger  // handler panics; nil: discard
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	lns      []net.Listener
-	handoff  *chanListener
-	fbDone   chan struct{} // closed when Fallback.Serve returned
-	shutdown bool
+	mu         sync.Mutex
+	conns      map[*conn]struct{}
+	lns        []net.Listener
+	handoff    *chanListener
+	fbDone     chan struct{} // closed when Fallback.Serve returned
+	shutdown   bool
+	inShutdown atomic.Bool // shutdown, for responses to read without mu
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -110,6 +112,7 @@ func (s *Server) closing() bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
+	s.inShutdown.Store(true)
 	for _, l := range s.lns {
 		l.Close()
 	}

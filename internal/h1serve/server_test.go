@@ -985,8 +985,8 @@ func TestShutdownBusy(t *testing.T) {
 	}
 	close(release)
 	r := c.read("GET")
-	if r.StatusCode != 200 || r.body != "done" {
-		t.Fatalf("%d %q", r.StatusCode, r.body)
+	if r.StatusCode != 200 || r.body != "done" || !r.Close {
+		t.Fatalf("%d %q close=%v", r.StatusCode, r.body, r.Close)
 	}
 	c.expectClosed()
 	select {
