@@ -24,6 +24,9 @@ type conn struct {
 	hr         headReader
 	bw         *outBuf
 	ctx        context.Context
+
+	sentHeader http.Header // a response's header as at WriteHeader; reused
+	sentValues []string    // the values of sentHeader
 }
 
 const (
@@ -203,6 +206,33 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		return false
 	}
 	return !w.closeAfter
+}
+
+// snapshot returns a copy of h, made in storage the connection reuses: valid until the
+// next request's.
+func (c *conn) snapshot(h http.Header) http.Header {
+	if c.sentHeader == nil {
+		c.sentHeader = make(http.Header, len(h))
+	} else {
+		clear(c.sentHeader)
+	}
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	if cap(c.sentValues) < n {
+		c.sentValues = make([]string, 0, n)
+	}
+	vals := c.sentValues[:0]
+	for k, vv := range h {
+		if vv == nil {
+			c.sentHeader[k] = nil
+			continue
+		}
+		vals = append(vals, vv...)
+		c.sentHeader[k] = vals[len(vals)-len(vv) : len(vals) : len(vals)]
+	}
+	return c.sentHeader
 }
 
 // outBuf collects what goes to the client: a response head and a small body leave in one

@@ -22,7 +22,7 @@ type response struct {
 	c          *conn
 	req        *http.Request
 	header     http.Header
-	sent       http.Header // the header at WriteHeader, when the handler asked for it after
+	sent       http.Header // the header as at WriteHeader, which the head is written from
 	status     int         // 0 until WriteHeader
 	wroteHead  bool
 	wantsClose bool // the client sent Connection: close
@@ -40,17 +40,8 @@ var (
 	errTooLong        = http.ErrContentLength
 )
 
-// Header implements http.ResponseWriter. As with net/http, changes made after WriteHeader
-// (or the first Write) do not reach the head, trailers aside: asked for the header then,
-// before the head is written, it keeps a copy of the header as it was to write it from.
-// (net/http also copies at WriteHeader a header the handler holds from before; here a
-// change made through such a reference still reaches the head.)
-func (w *response) Header() http.Header {
-	if w.status != 0 && !w.wroteHead && w.sent == nil {
-		w.sent = w.header.Clone()
-	}
-	return w.header
-}
+// Header implements http.ResponseWriter.
+func (w *response) Header() http.Header { return w.header }
 
 // WriteHeader implements http.ResponseWriter. A 1xx status other than 101 is sent at once
 // as an interim response.
@@ -70,9 +61,11 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	// As net/http, the Content-Length is the one set when the status is: writes beyond it
-	// fail, whether or not the head is out.
-	w.length = contentLength(w.header)
+	// As with net/http, changes to the header after WriteHeader do not reach the head
+	// (trailers aside), and the Content-Length is the one set then: writes beyond it fail,
+	// whether or not the head is out.
+	w.sent = w.c.snapshot(w.header)
+	w.length = contentLength(w.sent)
 }
 
 // Write implements http.ResponseWriter.
@@ -168,10 +161,7 @@ func (w *response) finish() error {
 // overrides), then those it adds, in the same order, and leaves the handler's map alone.
 func (w *response) writeHead(p []byte, done bool) error {
 	w.wroteHead = true
-	h := w.header
-	if w.sent != nil {
-		h = w.sent
-	}
+	h := w.sent
 	code := w.status
 	isHead := w.req.Method == http.MethodHead
 	var (

@@ -599,6 +599,22 @@ func TestFraming(t *testing.T) {
 			},
 		},
 		{
+			name: "header held from before WriteHeader",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				h := w.Header()
+				h.Set("Trailer", "X-Sum")
+				w.WriteHeader(200)
+				h.Set("X-Late", "1")
+				io.WriteString(w, "data")
+				h.Set("X-Sum", "abc")
+			},
+			check: func(t *testing.T, r reply, head string) {
+				if r.body != "data" || r.Header.Get("X-Late") != "" || r.Header.Get("X-Sum") != "" || r.Trailer.Get("X-Sum") != "abc" {
+					t.Errorf("head %q body %q trailer %v", head, r.body, r.Trailer)
+				}
+			},
+		},
+		{
 			name: "status code without text",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(599)
