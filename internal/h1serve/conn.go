@@ -116,7 +116,9 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 			// it is over the limit with net/http's slack too).
 			return nil, errHandOff
 		}
-		if odd || c.end-c.start >= c.srv.maxHeader() {
+		// After the first request net/http waits for 4 bytes before it reads one (and
+		// closes quietly at EOF before them), so an odd start waits for them too.
+		if odd && (first || c.end-c.start >= 4) || c.end-c.start >= c.srv.maxHeader() {
 			return nil, errHandOff
 		}
 		scanned = end
@@ -139,6 +141,9 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 				return nil, err
 			}
 			if errors.Is(err, io.EOF) {
+				if !first && c.end-c.start < 4 {
+					return nil, err
+				}
 				return nil, errHandOff // a truncated request: net/http answers it
 			}
 			return nil, err

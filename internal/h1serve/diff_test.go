@@ -83,13 +83,13 @@ var dateField = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r$`)
 
 // sameAnswer fails the test unless the two servers answer in with the same bytes, Date
 // values aside.
-func sameAnswer(t testing.TB, fast, ref string, in []byte) {
+func sameAnswer(t testing.TB, fast, ref string, in []byte, timeout time.Duration) {
 	t.Helper()
-	got, err := exchange(fast, in, ioTimeout)
+	got, err := exchange(fast, in, timeout)
 	if err != nil {
 		t.Fatalf("h1serve: %v (after %q)", err, got)
 	}
-	want, err := exchange(ref, in, ioTimeout)
+	want, err := exchange(ref, in, timeout)
 	if err != nil {
 		t.Fatalf("net/http: %v (after %q)", err, want)
 	}
@@ -213,6 +213,9 @@ func TestMatchesNetHTTP(t *testing.T) {
 		{"large write", func(w http.ResponseWriter, r *http.Request) {
 			w.Write(big)
 		}, two},
+		{"a few bytes after a request", func(w http.ResponseWriter, r *http.Request) {}, get("/") + "\r\n"},
+		{"a few bytes first", func(w http.ResponseWriter, r *http.Request) {}, "GE"},
+		{"four bytes after a request", func(w http.ResponseWriter, r *http.Request) {}, get("/") + "GET "},
 		{"unknown status", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(299)
 		}, two},
@@ -220,7 +223,7 @@ func TestMatchesNetHTTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fast, ref := startPair(t, tt.handler, 0)
-			sameAnswer(t, fast, ref, []byte(tt.req))
+			sameAnswer(t, fast, ref, []byte(tt.req), ioTimeout)
 		})
 	}
 }
