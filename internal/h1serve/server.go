@@ -79,19 +79,27 @@ func (s *Server) Serve(l net.Listener) error {
 	s.lns = append(s.lns, l)
 	s.mu.Unlock()
 
+	var delay time.Duration // after a temporary Accept error
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.closing() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
+			// As net/http: out of file descriptors (EMFILE, ENFILE) or another temporary
+			// error, wait and accept again, up to a second between tries.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				if s.Logger != nil {
+					s.Logger.Warn("http: Accept error", "err", err, "retry", delay)
+				}
+				time.Sleep(delay)
 				continue
 			}
 			return err
 		}
+		delay = 0
 		c := s.newConn(nc)
 		if c == nil {
 			nc.Close()

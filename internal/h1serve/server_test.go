@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -1031,6 +1033,42 @@ func TestShutdownExpired(t *testing.T) {
 		t.Errorf("Shutdown: %v, want context.Canceled", err)
 	}
 	c.expectClosed()
+}
+
+// flakyListener fails its first Accept with a temporary error.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Out of file descriptors, Serve waits and accepts again, as net/http.
+func TestAcceptTemporaryError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: pathHandler, Fallback: &http.Server{Handler: pathHandler}}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(&flakyListener{Listener: l}) }()
+	c := dial(t, l.Addr().String())
+	c.send(get("/a"))
+	if r, err := c.tryRead("GET"); err != nil || r.body != "/a" {
+		t.Errorf("%v %q", err, r.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Shutdown(ctx)
+	if err := <-done; err != ErrServerClosed {
+		t.Errorf("Serve: %v", err)
+	}
 }
 
 func TestServeAfterShutdown(t *testing.T) {
