@@ -18,6 +18,9 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	idle   bool // guarded by srv.mu
+	fresh  bool // no request read yet; guarded by srv.mu
+
+	accepted time.Time
 
 	buf        []byte // bytes read and not yet consumed: buf[start:end]
 	start, end int

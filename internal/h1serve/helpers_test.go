@@ -221,3 +221,22 @@ func (l *logRecorder) messages() []string {
 	defer l.mu.Unlock()
 	return slices.Clone(l.msgs)
 }
+
+// waitFor polls cond every 5 ms for up to 5 s, failing the test with what when it never holds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// connections counts the connections the server serves.
+func (ts *testServer) connections() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.conns)
+}

@@ -152,7 +152,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	busy := 0
 	for c := range s.conns {
-		if c.idle {
+		if c.closable() {
 			c.nc.Close()
 			delete(s.conns, c)
 		} else {
@@ -177,7 +177,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if s.shutdown {
 		return nil
 	}
-	c := &conn{srv: s, nc: nc, idle: true, remote: nc.RemoteAddr().String()}
+	c := &conn{srv: s, nc: nc, idle: true, fresh: true, accepted: time.Now(), remote: nc.RemoteAddr().String()}
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -188,7 +188,20 @@ func (s *Server) setIdle(c *conn, idle bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.idle = idle
-	return !(idle && s.shutdown)
+	if !idle {
+		c.fresh = false
+	}
+	return !(s.shutdown && c.closable())
+}
+
+// newConnGrace is how long Shutdown leaves a new connection for its first request, as
+// net/http, which closes a connection in StateNew only once it is 5 s old: the client
+// may have sent it already.
+const newConnGrace = 5 * time.Second
+
+// closable reports whether Shutdown closes c now; s.mu must be held.
+func (c *conn) closable() bool {
+	return c.idle && !(c.fresh && time.Since(c.accepted) < newConnGrace)
 }
 
 func (s *Server) forget(c *conn) {

@@ -1017,6 +1017,29 @@ func TestShutdownBusy(t *testing.T) {
 	}
 }
 
+// A connection accepted before Shutdown gets its first request served, as with net/http.
+func TestShutdownNewConnection(t *testing.T) {
+	ts := startServer(t, pathHandler, nil)
+	c := dial(t, ts.addr)
+	waitFor(t, "the connection", func() bool { return ts.connections() == 1 })
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- ts.Shutdown(ctx)
+	}()
+	waitFor(t, "Shutdown", ts.closing)
+	c.send(get("/a"))
+	r := c.read("GET")
+	if r.body != "/a" || !r.Close {
+		t.Errorf("%q close=%v", r.body, r.Close)
+	}
+	c.expectClosed()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 func TestShutdownExpired(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
