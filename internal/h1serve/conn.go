@@ -70,6 +70,7 @@ func (c *conn) serve() {
 		head, err := c.readHead(first)
 		first = false
 		if err == errHandOff {
+			c.srv.setIdle(c, false) // Shutdown leaves it to Fallback, which has not got it yet
 			handed = c.handOff()
 			return
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1035,6 +1037,52 @@ func TestShutdownNewConnection(t *testing.T) {
 		t.Errorf("%q close=%v", r.body, r.Close)
 	}
 	c.expectClosed()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// A connection being handed over when Shutdown starts gets its answer from Fallback.
+func TestShutdownDuringHandOff(t *testing.T) {
+	gate := make(chan struct{})
+	var accepted atomic.Int32
+	ts := startServer(t, pathHandler, func(s *Server) {
+		s.Fallback.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew && accepted.Add(1) == 1 {
+				<-gate // and Fallback accepts nothing more
+			}
+		}
+	})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // before the server's: net/http's Shutdown waits for its Serve
+	a := dial(t, ts.addr)
+	a.send("GET /a HTTP/1.1\nHost: x\n\n") // bare LF: handed over
+	waitFor(t, "Fallback accepting the first connection", func() bool { return accepted.Load() == 1 })
+	b := dial(t, ts.addr)
+	b.send("GET /b HTTP/1.1\nHost: x\n\n")
+	waitFor(t, "the second connection waiting for Fallback", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		for c := range ts.conns {
+			if !c.idle {
+				return true
+			}
+		}
+		return false
+	})
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- ts.Shutdown(ctx)
+	}()
+	waitFor(t, "Shutdown", ts.closing)
+	release()
+	for _, c := range []*client{a, b} {
+		if r, err := c.tryRead("GET"); err != nil || !r.fromFallback() {
+			t.Errorf("%v %q", err, r.body)
+		}
+	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
