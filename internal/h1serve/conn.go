@@ -205,7 +205,13 @@ func headEnd(b []byte, from int) (end int, ok, odd bool) {
 // serveRequest answers req; false when the connection must close.
 func (c *conn) serveRequest(req *http.Request) bool {
 	req.RemoteAddr = c.remote
-	req = req.WithContext(c.ctx)
+	// As with net/http, the request's context ends when ServeHTTP returns: what a handler
+	// started with it (context.AfterFunc, a goroutine waiting on Done) ends with the
+	// request, not with the connection. (A client leaving is not noticed before a write
+	// fails: no read runs while the handler does.)
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	req = req.WithContext(ctx)
 	if d := c.srv.WriteTimeout; d > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(d))
 	}

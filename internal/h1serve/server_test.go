@@ -1159,6 +1159,29 @@ func TestServeAfterShutdown(t *testing.T) {
 	}
 }
 
+// The request's context ends when the handler returns, the connection staying open.
+func TestRequestContextEnds(t *testing.T) {
+	ctxs := make(chan context.Context, 1)
+	errs := make(chan error, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errs <- r.Context().Err()
+		ctxs <- r.Context()
+	}), nil)
+	c := dial(t, ts.addr)
+	for range 2 {
+		c.send(get("/"))
+		c.read("GET")
+		if err := <-errs; err != nil {
+			t.Errorf("the context in the handler: %v", err)
+		}
+		select {
+		case <-(<-ctxs).Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the request's context did not end")
+		}
+	}
+}
+
 // The request carries what net/http's server sets.
 func TestRequest(t *testing.T) {
 	got := make(chan *http.Request, 1)
