@@ -12,8 +12,10 @@ import (
 
 // fuzzHandler answers what it got (method, target, host, header fields sorted, body
 // length), with a fixed Date. Words in the path choose how: 103 (an interim response
-// first), cl (a Content-Length), close (Connection: close), 204, 304, trailer, flush (two
-// writes, the head flushed between), big (a body over 2 KiB), ct (a Content-Type).
+// first), cl (a Content-Length), short and over (one too long, one too short), close
+// (Connection: close), 204, 304, trailer, flush (two writes, the head flushed between),
+// big (a body over 2 KiB), html (a body to sniff as such), ct (a Content-Type), identity
+// (Transfer-Encoding: identity), late (fields set after the body).
 var fuzzHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	n, err := io.Copy(io.Discard, r.Body)
 	var b strings.Builder
@@ -28,6 +30,9 @@ var fuzzHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	}
 	fmt.Fprintf(&b, "body=%d err=%v\n", n, err)
 	path := r.URL.Path
+	if strings.Contains(path, "html") {
+		b.WriteString("<html>")
+	}
 	if strings.Contains(path, "big") {
 		b.WriteString(strings.Repeat("0123456789abcdef", 160))
 	}
@@ -45,8 +50,16 @@ var fuzzHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	if strings.Contains(path, "close") {
 		h.Set("Connection", "close")
 	}
-	if strings.Contains(path, "cl") {
+	switch {
+	case strings.Contains(path, "cl"):
 		h.Set("Content-Length", fmt.Sprint(len(body)))
+	case strings.Contains(path, "short"):
+		h.Set("Content-Length", fmt.Sprint(len(body)+10))
+	case strings.Contains(path, "over"):
+		h.Set("Content-Length", "10")
+	}
+	if strings.Contains(path, "identity") {
+		h.Set("Transfer-Encoding", "identity")
 	}
 	if strings.Contains(path, "trailer") {
 		h.Set("Trailer", "X-Length")
@@ -69,6 +82,10 @@ var fuzzHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	}
 	if strings.Contains(path, "trailer") {
 		h.Set("X-Length", fmt.Sprint(len(body)))
+	}
+	if strings.Contains(path, "late") {
+		h.Set("X-Late", "1")
+		h.Set("Content-Length", "1")
 	}
 })
 
@@ -117,7 +134,8 @@ func fuzzSeeds() []string {
 		"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n",
 	}
-	for _, p := range []string{"/103", "/cl", "/204", "/304", "/trailer", "/flush", "/big", "/ct", "/big-flush-trailer", "/103-cl-close"} {
+	for _, p := range []string{"/103", "/cl", "/204", "/304", "/trailer", "/flush", "/big", "/ct", "/big-flush-trailer", "/103-cl-close",
+		"/short", "/over", "/html", "/identity", "/late", "/big-late", "/html-flush-identity"} {
 		seeds = append(seeds, get(p)+head(p)+get("/next"))
 	}
 	return seeds
