@@ -18,12 +18,18 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	idle   bool // guarded by srv.mu
+	fresh  bool // no request read yet; guarded by srv.mu
+
+	accepted time.Time
 
 	buf        []byte // bytes read and not yet consumed: buf[start:end]
 	start, end int
 	hr         headReader
 	bw         *outBuf
 	ctx        context.Context
+
+	sentHeader http.Header // a response's header as at WriteHeader; reused
+	sentValues []string    // the values of sentHeader
 }
 
 const (
@@ -36,6 +42,7 @@ var errHandOff = errors.New("h1serve: hand off")
 func (c *conn) serve() {
 	handed := false
 	defer func() {
+		// http.ErrAbortHandler ends a response quietly (ReverseProxy's when its client left).
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
 			buf := make([]byte, size)
@@ -67,6 +74,7 @@ func (c *conn) serve() {
 		head, err := c.readHead(first)
 		first = false
 		if err == errHandOff {
+			c.srv.setIdle(c, false) // Shutdown leaves it to Fallback, which has not got it yet
 			handed = c.handOff()
 			return
 		}
@@ -109,10 +117,17 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 	scanned, deadline := 0, unset
 	for {
 		end, ok, odd := headEnd(c.buf[c.start:c.end], scanned)
-		if ok {
+		if ok && end <= c.srv.maxHeader() {
 			return c.buf[c.start : c.start+end], nil
 		}
-		if odd || c.end-c.start >= c.srv.maxHeader() {
+		if ok {
+			// Read whole as the buffer grew past the limit: net/http judges it (431 when
+			// it is over the limit with net/http's slack too).
+			return nil, errHandOff
+		}
+		// After the first request net/http waits for 4 bytes before it reads one (and
+		// closes quietly at EOF before them), so an odd start waits for them too.
+		if odd && (first || c.end-c.start >= 4) || c.end-c.start >= c.srv.maxHeader() {
 			return nil, errHandOff
 		}
 		scanned = end
@@ -122,6 +137,9 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 			deadline = idleDeadline
 			c.setReadDeadline(c.srv.idleTimeout())
 		case deadline == unset || deadline == idleDeadline && c.start < c.end:
+			if deadline == idleDeadline && c.srv.ReadHeaderTimeout <= 0 {
+				c.nc.SetReadDeadline(time.Time{}) // the head has no limit: the idle one ends
+			}
 			deadline = headDeadline
 			c.setReadDeadline(c.srv.ReadHeaderTimeout)
 		}
@@ -132,6 +150,9 @@ func (c *conn) readHead(first bool) ([]byte, error) {
 				return nil, err
 			}
 			if errors.Is(err, io.EOF) {
+				if !first && c.end-c.start < 4 {
+					return nil, err
+				}
 				return nil, errHandOff // a truncated request: net/http answers it
 			}
 			return nil, err
@@ -189,7 +210,13 @@ func headEnd(b []byte, from int) (end int, ok, odd bool) {
 // serveRequest answers req; false when the connection must close.
 func (c *conn) serveRequest(req *http.Request) bool {
 	req.RemoteAddr = c.remote
-	req = req.WithContext(c.ctx)
+	// As with net/http, the request's context ends when ServeHTTP returns: what a handler
+	// started with it (context.AfterFunc, a goroutine waiting on Done) ends with the
+	// request, not with the connection. (A client leaving is not noticed before a write
+	// fails: no read runs while the handler does.)
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	req = req.WithContext(ctx)
 	if d := c.srv.WriteTimeout; d > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
@@ -201,6 +228,33 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	return !w.closeAfter
 }
 
+// snapshot returns a copy of h, made in storage the connection reuses: valid until the
+// next request's.
+func (c *conn) snapshot(h http.Header) http.Header {
+	if c.sentHeader == nil {
+		c.sentHeader = make(http.Header, len(h))
+	} else {
+		clear(c.sentHeader)
+	}
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	if cap(c.sentValues) < n {
+		c.sentValues = make([]string, 0, n)
+	}
+	vals := c.sentValues[:0]
+	for k, vv := range h {
+		if vv == nil {
+			c.sentHeader[k] = nil
+			continue
+		}
+		vals = append(vals, vv...)
+		c.sentHeader[k] = vals[len(vals)-len(vv) : len(vals) : len(vals)]
+	}
+	return c.sentHeader
+}
+
 // outBuf collects what goes to the client: a response head and a small body leave in one
 // write, a head and a large body in one writev.
 type outBuf struct {
@@ -210,6 +264,9 @@ type outBuf struct {
 }
 
 func (o *outBuf) WriteString(s string) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
 	o.b = append(o.b, s...)
 	return len(s), nil
 }

@@ -3,6 +3,7 @@ package h1serve
 import (
 	"errors"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,8 @@ type response struct {
 	c          *conn
 	req        *http.Request
 	header     http.Header
-	status     int // 0 until WriteHeader
+	sent       http.Header // the header as at WriteHeader, which the head is written from
+	status     int         // 0 until WriteHeader
 	wroteHead  bool
 	wantsClose bool // the client sent Connection: close
 	closeAfter bool
@@ -53,12 +55,17 @@ func (w *response) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		bw := w.c.bw
 		writeStatusLine(bw, code)
-		writeFields(bw, w.header, nil)
+		w.header.WriteSubset(bw, excludedInterim)
 		bw.WriteString("\r\n")
 		bw.Flush()
 		return
 	}
 	w.status = code
+	// As with net/http, changes to the header after WriteHeader do not reach the head
+	// (trailers aside), and the Content-Length is the one set then: writes beyond it fail,
+	// whether or not the head is out.
+	w.sent = w.c.snapshot(w.header)
+	w.length = contentLength(w.sent)
 }
 
 // Write implements http.ResponseWriter.
@@ -67,14 +74,17 @@ func (w *response) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.wroteHead {
+		if !bodyAllowed(w.status) {
+			return 0, errBodyNotAllowed
+		}
+		if w.length >= 0 && int64(len(w.pending)+len(p)) > w.length {
+			return 0, errTooLong
+		}
 		if len(w.pending)+len(p) <= bufferBeforeHead {
-			if !bodyAllowed(w.status) {
-				return 0, errBodyNotAllowed
-			}
 			w.pending = append(w.pending, p...)
 			return len(p), nil
 		}
-		if err := w.writeHead(false); err != nil {
+		if err := w.writeHead(p, false); err != nil {
 			return 0, err
 		}
 	}
@@ -95,9 +105,11 @@ func (w *response) Write(p []byte) (int, error) {
 		}
 		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
 		bw.WriteString("\r\n")
-		bw.Write(p)
-		_, err := bw.WriteString("\r\n")
-		return len(p), err
+		if _, err := bw.Write(p); err != nil {
+			return 0, err
+		}
+		bw.WriteString("\r\n")
+		return len(p), nil
 	}
 	return bw.Write(p)
 }
@@ -108,7 +120,7 @@ func (w *response) Flush() {
 		if w.status == 0 {
 			w.WriteHeader(http.StatusOK)
 		}
-		if w.writeHead(false) != nil {
+		if w.writeHead(nil, false) != nil {
 			return
 		}
 	}
@@ -121,24 +133,15 @@ func (w *response) finish() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.wroteHead {
-		if err := w.writeHead(true); err != nil {
+		if err := w.writeHead(nil, true); err != nil {
 			return err
 		}
 	}
 	bw := w.c.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
-		for _, k := range w.trailers {
-			for _, v := range w.header[k] {
-				writeField(bw, k, v)
-			}
-		}
-		for k, vv := range w.header {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-				for _, v := range vv {
-					writeField(bw, name, v)
-				}
-			}
+		if t := w.finalTrailers(); t != nil {
+			t.Write(bw) // sorted, invalid names left out, as net/http
 		}
 		bw.WriteString("\r\n")
 	}
@@ -151,69 +154,102 @@ func (w *response) finish() error {
 	return nil
 }
 
-// writeHead writes the status line and header fields, then any body held back. done: the
-// handler has returned, so what it wrote is the whole body.
-func (w *response) writeHead(done bool) error {
+// writeHead writes the status line and header fields, then any body held back. p is the
+// write that did not fit with it, if any: the Content-Type is sniffed from their start.
+// done: the handler has returned, so what it wrote is the whole body. It follows net/http's
+// chunkWriter.writeHeader: the handler's fields sorted by name (less those its framing
+// overrides), then those it adds, in the same order, and leaves the handler's map alone.
+func (w *response) writeHead(p []byte, done bool) error {
 	w.wroteHead = true
-	h := w.header
+	h := w.sent
 	code := w.status
 	isHead := w.req.Method == http.MethodHead
-	w.length = -1
-	delete(h, "Transfer-Encoding")
+	var (
+		exclude                                         int    // fields of h not written: exLength...
+		date, length, contentType, connection, encoding string // fields added
+	)
+
+	hasTrailers := hasPrefixedTrailer(h)
 	w.trailers = w.trailers[:0]
 	for _, v := range h["Trailer"] {
+		hasTrailers = true
 		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
+			// Fields that may not be trailers (RFC 9110 §6.5.1) stay in the head, as net/http.
+			if t = textproto.TrimString(t); t != "" && httpguts.ValidTrailerHeader(t) {
 				w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
 			}
 		}
 	}
-	hasTrailers := len(w.trailers) > 0 || hasPrefixedTrailer(h)
-	if !bodyAllowed(code) {
-		w.noBody = true
-		delete(h, "Content-Length")
-		if code == http.StatusNotModified {
-			delete(h, "Content-Type")
+	te := first(h, "Transfer-Encoding")
+	hasTE := te != ""
+	_, haveLength := h["Content-Length"]
+	w.length = contentLength(h)
+	if done && !hasTrailers && !hasTE && bodyAllowed(code) && !haveLength && (!isHead || len(w.pending) > 0) {
+		w.length = int64(len(w.pending))
+		length = strconv.Itoa(len(w.pending))
+	}
+	hasCL := w.length >= 0
+	// As net/http with keep-alives off, a response during Shutdown says the connection ends.
+	keepAlive := !w.c.srv.inShutdown.Load()
+	if w.wantsClose || first(h, "Connection") == "close" || !keepAlive {
+		w.closeAfter = true
+	}
+	if bodyAllowed(code) {
+		_, haveType := h["Content-Type"]
+		if !haveType && h.Get("Content-Encoding") == "" && !hasTE && len(w.pending)+len(p) > 0 {
+			contentType = http.DetectContentType(sniffed(w.pending, p))
 		}
 	} else {
-		if cl := h.Get("Content-Length"); cl != "" {
-			n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
-			if err != nil || n < 0 {
-				delete(h, "Content-Length") // net/http ignores it too and frames the body itself
-			} else {
-				w.length = n
-			}
-		}
-		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" && len(w.pending) > 0 {
-			h.Set("Content-Type", http.DetectContentType(w.pending))
-		}
-		switch {
-		case isHead:
-			w.noBody = true
-			if done && w.length < 0 && len(w.pending) > 0 {
-				h.Set("Content-Length", strconv.Itoa(len(w.pending)))
-			}
-		case w.length >= 0:
-		case done && !hasTrailers:
-			w.length = int64(len(w.pending))
-			h.Set("Content-Length", strconv.Itoa(len(w.pending)))
-		default:
-			w.chunked = true
-			h.Del("Content-Length")
+		exclude |= exLength | exEncoding
+		if code == http.StatusNotModified {
+			exclude |= exType
 		}
 	}
 	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		date = time.Now().UTC().Format(http.TimeFormat)
 	}
-	if w.wantsClose || hasToken(h.Get("Connection"), "close") {
+	if hasCL && hasTE && te != "identity" {
+		exclude |= exLength
+		hasCL = false
+	}
+	switch {
+	case isHead || !bodyAllowed(code):
+		w.noBody = true
+		exclude |= exEncoding
+	case hasCL:
+		exclude |= exEncoding
+	case te == "identity":
+		// The body ends when the connection does.
 		w.closeAfter = true
-		h["Connection"] = []string{"close"}
+		exclude |= exEncoding
+	default:
+		w.chunked = true
+		encoding = "chunked"
+		if te == "chunked" {
+			exclude |= exEncoding
+		}
 	}
+	if w.chunked || !hasCL {
+		exclude |= exLength // a Content-Length net/http could not parse goes too
+	}
+	if w.closeAfter && (!keepAlive || !hasToken(first(h, "Connection"), "close")) {
+		exclude |= exConnection
+		connection = "close"
+	}
+
 	bw := w.c.bw
 	writeStatusLine(bw, code)
-	writeFields(bw, h, w.trailers)
-	if w.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	h.WriteSubset(bw, excluded[exclude])
+	for _, f := range [...]struct{ name, value string }{
+		{"Date", date}, {"Content-Length", length}, {"Content-Type", contentType},
+		{"Connection", connection}, {"Transfer-Encoding", encoding},
+	} {
+		if f.value != "" {
+			bw.WriteString(f.name)
+			bw.WriteString(": ")
+			bw.WriteString(f.value)
+			bw.WriteString("\r\n")
+		}
 	}
 	bw.WriteString("\r\n")
 	if len(w.pending) > 0 {
@@ -227,6 +263,87 @@ func (w *response) writeHead(done bool) error {
 		}
 	}
 	return nil
+}
+
+// contentLength returns the value of the Content-Length field of h; -1 when there is none
+// or net/http could not parse it.
+func contentLength(h http.Header) int64 {
+	if cl := first(h, "Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
+
+// sniffed returns the start of the body made of held and then p, as much as
+// http.DetectContentType reads (which net/http gives it too).
+func sniffed(held, p []byte) []byte {
+	const sniffLen = 512
+	switch {
+	case len(held) >= sniffLen || len(p) == 0:
+		return held
+	case len(held) == 0:
+		return p
+	}
+	return append(held[:len(held):len(held)], p[:min(len(p), sniffLen-len(held))]...)
+}
+
+// Fields of the handler's header that writeHead leaves out, as net/http's delHeader.
+const (
+	exLength     = 1 << iota // Content-Length
+	exEncoding               // Transfer-Encoding
+	exConnection             // Connection
+	exType                   // Content-Type
+)
+
+// excluded[m] is the set of fields in m, for http.Header.WriteSubset.
+var excluded = func() (sets [1 << 4]map[string]bool) {
+	names := [...]string{"Content-Length", "Transfer-Encoding", "Connection", "Content-Type"}
+	for m := range sets {
+		sets[m] = map[string]bool{}
+		for i, name := range names {
+			if m&(1<<i) != 0 {
+				sets[m][name] = true
+			}
+		}
+	}
+	return sets
+}()
+
+// excludedInterim are the fields an interim (1xx) response leaves out, as net/http.
+var excludedInterim = excluded[exLength|exEncoding]
+
+// first returns the first value of the field key, which must be canonical, as net/http's
+// Header.get.
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// finalTrailers returns the trailer fields, as net/http: the declared ones and those set
+// with http.TrailerPrefix.
+func (w *response) finalTrailers() http.Header {
+	var t http.Header
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[name] = vv
+		}
+	}
+	for _, k := range w.trailers {
+		if t == nil {
+			t = make(http.Header)
+		}
+		for _, v := range w.header[k] {
+			t.Add(k, v)
+		}
+	}
+	return t
 }
 
 func hasPrefixedTrailer(h http.Header) bool {
@@ -256,38 +373,6 @@ func writeStatusLine(bw stringWriter, code int) {
 }
 
 type stringWriter interface{ WriteString(string) (int, error) }
-
-// writeFields writes the header fields, leaving out the trailer keys (sent after the body)
-// and, as net/http does, fields with an invalid name; CR and LF in values become spaces.
-func writeFields(bw stringWriter, h http.Header, skip []string) {
-	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) || contains(skip, k) {
-			continue
-		}
-		for _, v := range vv {
-			writeField(bw, k, v)
-		}
-	}
-}
-
-func writeField(bw stringWriter, k, v string) {
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-	}
-	bw.WriteString(strings.TrimSpace(v))
-	bw.WriteString("\r\n")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // hasToken reports whether the comma-separated list v holds token, case-insensitively.
 func hasToken(v, token string) bool {

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -47,12 +48,13 @@ type Server struct {
 	// BaseContext is the parent of every request's context; nil: context.Background().
 	BaseContext context.Context
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	lns      []net.Listener
-	handoff  *chanListener
-	fbDone   chan struct{} // closed when Fallback.Serve returned
-	shutdown bool
+	mu         sync.Mutex
+	conns      map[*conn]struct{}
+	lns        []net.Listener
+	handoff    *chanListener
+	fbDone     chan struct{} // closed when Fallback.Serve returned
+	shutdown   bool
+	inShutdown atomic.Bool // shutdown, for responses to read without mu
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -82,19 +84,27 @@ func (s *Server) Serve(l net.Listener) error {
 	s.lns = append(s.lns, l)
 	s.mu.Unlock()
 
+	var delay time.Duration // after a temporary Accept error
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.closing() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
+			// As net/http: out of file descriptors (EMFILE, ENFILE) or another temporary
+			// error, wait and accept again, up to a second between tries.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				if s.Logger != nil {
+					s.Logger.Warn("http: Accept error", "err", err, "retry", delay)
+				}
+				time.Sleep(delay)
 				continue
 			}
 			return err
 		}
+		delay = 0
 		c := s.newConn(nc)
 		if c == nil {
 			nc.Close()
@@ -115,6 +125,7 @@ func (s *Server) closing() bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
+	s.inShutdown.Store(true)
 	for _, l := range s.lns {
 		l.Close()
 	}
@@ -146,7 +157,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	busy := 0
 	for c := range s.conns {
-		if c.idle {
+		if c.closable() {
 			c.nc.Close()
 			delete(s.conns, c)
 		} else {
@@ -171,7 +182,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if s.shutdown {
 		return nil
 	}
-	c := &conn{srv: s, nc: nc, idle: true, remote: nc.RemoteAddr().String()}
+	c := &conn{srv: s, nc: nc, idle: true, fresh: true, accepted: time.Now(), remote: nc.RemoteAddr().String()}
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -182,7 +193,20 @@ func (s *Server) setIdle(c *conn, idle bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.idle = idle
-	return !(idle && s.shutdown)
+	if !idle {
+		c.fresh = false
+	}
+	return !(s.shutdown && c.closable())
+}
+
+// newConnGrace is how long Shutdown leaves a new connection for its first request, as
+// net/http, which closes a connection in StateNew only once it is 5 s old: the client
+// may have sent it already.
+const newConnGrace = 5 * time.Second
+
+// closable reports whether Shutdown closes c now; s.mu must be held.
+func (c *conn) closable() bool {
+	return c.idle && !(c.fresh && time.Since(c.accepted) < newConnGrace)
 }
 
 func (s *Server) forget(c *conn) {
@@ -296,6 +320,17 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection. net/http does it before closing a connection with
+// request bytes left unread (after a 431, or a body the handler did not read) so that the
+// client reads the answer before the reset that closing then causes; embedding net.Conn
+// does not pass the method on.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // hasHostField reports a Host field in a request head (the lines after the request line).
