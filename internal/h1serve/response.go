@@ -2,11 +2,11 @@ package h1serve
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -114,6 +114,56 @@ func (w *response) Write(p []byte) (int, error) {
 	return bw.Write(p)
 }
 
+// sniffLen is how much of a body net/http's DetectContentType looks at.
+const sniffLen = 512
+
+// ReadFrom lets io.Copy from a file use sendfile(2), as with net/http: the start of the body
+// goes through Write (for the Content-Type sniffing and the framing), then the rest straight
+// to the connection when the body has a Content-Length; chunked and bodiless responses copy
+// through Write.
+func (w *response) ReadFrom(src io.Reader) (int64, error) {
+	buf := make([]byte, sniffLen)
+	n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, sniffLen), buf)
+	if err != nil || n < sniffLen {
+		return n, err
+	}
+	if !w.wroteHead {
+		if w.status == 0 {
+			w.WriteHeader(http.StatusOK)
+		}
+		if err := w.writeHead(nil, false); err != nil {
+			return n, err
+		}
+	}
+	rf, ok := w.c.nc.(io.ReaderFrom)
+	if w.chunked || w.noBody || w.length < 0 || !ok {
+		m, err := io.CopyBuffer(writerOnly{w}, src, make([]byte, 32<<10))
+		return n + m, err
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return n, err
+	}
+	left := w.length - w.written
+	m, err := rf.ReadFrom(io.LimitReader(src, left))
+	w.written += m
+	n += m
+	if err != nil {
+		w.c.bw.err = err
+		return n, err
+	}
+	if m == left {
+		// More than the Content-Length is an error, as Write says.
+		var one [1]byte
+		if k, _ := io.ReadFull(src, one[:]); k > 0 {
+			return n, errTooLong
+		}
+	}
+	return n, nil
+}
+
+// writerOnly hides a writer's ReadFrom, so that io.Copy into it does not call it again.
+type writerOnly struct{ io.Writer }
+
 // Flush implements http.Flusher.
 func (w *response) Flush() {
 	if !w.wroteHead {
@@ -206,7 +256,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 		}
 	}
 	if _, ok := h["Date"]; !ok {
-		date = time.Now().UTC().Format(http.TimeFormat)
+		date = w.c.srv.date()
 	}
 	if hasCL && hasTE && te != "identity" {
 		exclude |= exLength

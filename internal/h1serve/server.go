@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,24 @@ type Server struct {
 	fbDone     chan struct{} // closed when Fallback.Serve returned
 	shutdown   bool
 	inShutdown atomic.Bool // shutdown, for responses to read without mu
+	dateStamp  atomic.Pointer[dateStamp]
+}
+
+// dateStamp is a Date field value and the second it stands for.
+type dateStamp struct {
+	unix  int64
+	value string
+}
+
+// date is the Date field for now, formatted once a second rather than once a response.
+func (s *Server) date() string {
+	now := time.Now()
+	if d := s.dateStamp.Load(); d != nil && d.unix == now.Unix() {
+		return d.value
+	}
+	d := &dateStamp{unix: now.Unix(), value: now.UTC().Format(http.TimeFormat)}
+	s.dateStamp.Store(d)
+	return d.value
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -331,6 +350,14 @@ func (c *replayConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// ReadFrom keeps sendfile(2) for net/http's responses on a handed-over connection.
+func (c *replayConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
 }
 
 // hasHostField reports a Host field in a request head (the lines after the request line).

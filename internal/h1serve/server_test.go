@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -1209,5 +1210,58 @@ func TestRequest(t *testing.T) {
 	}
 	if r.Body != http.NoBody || r.ContentLength != 0 || r.Close {
 		t.Errorf("body %v CL %d close %v", r.Body, r.ContentLength, r.Close)
+	}
+}
+
+// A file served with io.Copy (http.ServeContent) arrives whole through ReadFrom, with the
+// framing net/http gives it: a Content-Length from ServeContent, chunks for a reader of
+// unknown length, no body for HEAD; more than the Content-Length is refused.
+func TestReadFrom(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16) // 100 KiB
+	path := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copyErr := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/file":
+			f, err := os.Open(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			http.ServeContent(w, r, "f.txt", time.Time{}, f)
+		case "/stream":
+			io.Copy(w, bytes.NewReader(content)) // no length known: chunked
+		case "/long":
+			w.Header().Set("Content-Length", "1000")
+			_, err := io.Copy(w, bytes.NewReader(content))
+			copyErr <- err
+		}
+	})
+	ts := startServer(t, h, nil)
+	c := dial(t, ts.addr)
+	for _, path := range []string{"/file", "/stream"} {
+		c.send(get(path))
+		r := c.read("GET")
+		if r.fromFallback() || r.body != string(content) {
+			t.Fatalf("%s: fallback %v, %d bytes, want the %d of the file", path, r.fromFallback(), len(r.body), len(content))
+		}
+		if want := path == "/stream"; (len(r.TransferEncoding) > 0) != want {
+			t.Errorf("%s: Transfer-Encoding %q", path, r.TransferEncoding)
+		}
+		if r.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("%s: Content-Type %q", path, r.Header.Get("Content-Type"))
+		}
+	}
+	c.send("HEAD /file HTTP/1.1\r\nHost: example.test\r\n\r\n")
+	if r := c.read("HEAD"); r.body != "" || r.ContentLength != int64(len(content)) {
+		t.Errorf("HEAD: %d bytes of body, Content-Length %d", len(r.body), r.ContentLength)
+	}
+	c.send(get("/long"))
+	if err := <-copyErr; !errors.Is(err, http.ErrContentLength) {
+		t.Errorf("copying past the Content-Length: %v, want http.ErrContentLength", err)
 	}
 }
