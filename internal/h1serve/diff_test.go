@@ -141,6 +141,30 @@ func TestMatchesNetHTTP(t *testing.T) {
 		{"sniffed", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "<html>hello")
 		}, two},
+		{"HTTP/1.0", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "<html>hello")
+		}, "GET /a HTTP/1.0\r\nHost: x\r\n\r\n" + get("/more")},
+		{"HTTP/1.0 large body", func(w http.ResponseWriter, r *http.Request) {
+			w.Write(big) // no length known: the body ends with the connection
+		}, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + get("/more")},
+		{"HTTP/1.0 keep-alive", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "short")
+		}, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\nHEAD /b HTTP/1.0\r\nHost: x\r\nConnection: Keep-Alive\r\n\r\nGET /c HTTP/1.0\r\nHost: x\r\n\r\n" + get("/d")},
+		{"HTTP/1.0 keep-alive, length set", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			w.Write(big)
+		}, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + "GET /b HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"},
+		{"HTTP/1.0 keep-alive, handler closes", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		}, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + get("/more")},
+		{"HTTP/1.0 keep-alive, 304 and interim", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusNotModified)
+		}, "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\nHost: x\r\n\r\n"},
+		{"HTTP/1.0 without Host", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, r.Host)
+		}, "GET /a HTTP/1.0\r\n\r\n"},
 		{"client Connection: close", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "keep-alive")
 			io.WriteString(w, "x")

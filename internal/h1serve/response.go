@@ -54,7 +54,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		bw := w.c.bw
-		writeStatusLine(bw, code)
+		writeStatusLine(bw, w.req.ProtoMinor == 1, code)
 		w.header.WriteSubset(bw, excludedInterim)
 		bw.WriteString("\r\n")
 		bw.Flush()
@@ -241,7 +241,17 @@ func (w *response) writeHead(p []byte, done bool) error {
 	hasCL := w.length >= 0
 	// As net/http with keep-alives off, a response during Shutdown says the connection ends.
 	keepAlive := !w.c.srv.inShutdown.Load()
-	if w.wantsClose || first(h, "Connection") == "close" || !keepAlive {
+	http11 := w.req.ProtoMinor == 1
+	if wants10KeepAlive(w.req) && (isHead || hasCL || !bodyAllowed(code)) {
+		// An HTTP/1.0 client that asked to keep the connection, and a body whose end it
+		// can tell: say it is kept (net/http does, also when it closes after all).
+		if _, ok := h["Connection"]; !ok {
+			connection = "keep-alive"
+		}
+	} else if !http11 || w.wantsClose {
+		w.closeAfter = true
+	}
+	if first(h, "Connection") == "close" || !keepAlive {
 		w.closeAfter = true
 	}
 	if bodyAllowed(code) {
@@ -268,8 +278,8 @@ func (w *response) writeHead(p []byte, done bool) error {
 		exclude |= exEncoding
 	case hasCL:
 		exclude |= exEncoding
-	case te == "identity":
-		// The body ends when the connection does.
+	case te == "identity" || !http11:
+		// The body ends when the connection does (HTTP/1.0 has no chunks).
 		w.closeAfter = true
 		exclude |= exEncoding
 	default:
@@ -284,11 +294,13 @@ func (w *response) writeHead(p []byte, done bool) error {
 	}
 	if w.closeAfter && (!keepAlive || !hasToken(first(h, "Connection"), "close")) {
 		exclude |= exConnection
-		connection = "close"
+		if http11 {
+			connection = "close"
+		}
 	}
 
 	bw := w.c.bw
-	writeStatusLine(bw, code)
+	writeStatusLine(bw, http11, code)
 	h.WriteSubset(bw, excluded[exclude])
 	for _, f := range [...]struct{ name, value string }{
 		{"Date", date}, {"Content-Length", length}, {"Content-Type", contentType},
@@ -405,13 +417,23 @@ func hasPrefixedTrailer(h http.Header) bool {
 	return false
 }
 
+// wants10KeepAlive reports an HTTP/1.0 request that asks to keep the connection.
+func wants10KeepAlive(r *http.Request) bool {
+	return r.ProtoMinor == 0 && hasToken(r.Header.Get("Connection"), "keep-alive")
+}
+
 // bodyAllowed reports whether a response with this status may have a body (RFC 9110 §6.4.1).
 func bodyAllowed(code int) bool {
 	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
 }
 
-func writeStatusLine(bw stringWriter, code int) {
-	bw.WriteString("HTTP/1.1 ")
+// writeStatusLine writes the status line in the request's version, as net/http does.
+func writeStatusLine(bw stringWriter, http11 bool, code int) {
+	if http11 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
 	bw.WriteString(strconv.Itoa(code))
 	bw.WriteString(" ")
 	text := http.StatusText(code)

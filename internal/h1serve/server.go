@@ -8,7 +8,7 @@
 // calls the handler and writes the response; nothing else runs per request.
 //
 // Anything else goes to net/http, connection and all: at the first request that is not a
-// plain GET or HEAD (a body, an Upgrade, Expect, HTTP/1.0, a malformed or oversized head,
+// plain GET or HEAD (a body, an Upgrade, Expect, HTTP/2, a malformed or oversized head,
 // anything net/http would refuse), the connection is handed to Fallback with the bytes read
 // so far, and net/http serves it from that request on, errors included. The fast path is thus
 // never the one that judges a doubtful request.
@@ -257,7 +257,7 @@ func Takes(r *http.Request) bool { return takes(r, false) }
 
 // takes is Takes, with targets in absolute form taken when absolute is true.
 func takes(r *http.Request, absolute bool) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ProtoMajor != 1 || r.ProtoMinor > 1 {
 		return false
 	}
 	if r.Body != http.NoBody || len(r.TransferEncoding) > 0 || r.ContentLength != 0 {

@@ -97,8 +97,7 @@ func TestHandOff(t *testing.T) {
 		{name: "POST with body", req: "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", status: 200, fallback: true, body: `body="hello"`},
 		{name: "GET Content-Length 0", req: "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", status: 200, fallback: true},
 		{name: "GET chunked body", req: "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", status: 200, fallback: true, body: `body="abc"`},
-		{name: "HTTP/1.0", req: "GET / HTTP/1.0\r\nHost: x\r\n\r\n", status: 200, fallback: true, body: "GET / HTTP/1.0"},
-		{name: "HTTP/1.0 keep-alive", req: "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", status: 200, fallback: true},
+		{name: "HTTP/1.0 without Host", req: "GET / HTTP/1.0\r\n\r\n", status: 200, fallback: true, body: "GET / HTTP/1.0"},
 		{name: "absolute form", req: "GET http://example.test/abs HTTP/1.1\r\nHost: x\r\n\r\n", status: 200, fallback: true, body: "host=example.test"},
 		{name: "asterisk form", req: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", status: 200}, // net/http's own answer
 		{name: "Upgrade", req: "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", status: 200, fallback: true},
@@ -1263,5 +1262,27 @@ func TestReadFrom(t *testing.T) {
 	c.send(get("/long"))
 	if err := <-copyErr; !errors.Is(err, http.ErrContentLength) {
 		t.Errorf("copying past the Content-Length: %v, want http.ErrContentLength", err)
+	}
+}
+
+// HTTP/1.0 requests are served here too: kept alive when the client asks and the body has
+// a length, closed after the answer otherwise.
+func TestHTTP10(t *testing.T) {
+	ts := startServer(t, pathHandler, nil)
+	c := dial(t, ts.addr)
+	for _, p := range []string{"/a", "/b"} {
+		c.send("GET " + p + " HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+		r := c.read("GET")
+		if r.fromFallback() || r.body != p || r.Header.Get("Connection") != "keep-alive" || r.Proto != "HTTP/1.0" {
+			t.Fatalf("%s: fallback %v, body %q, Connection %q, %s", p, r.fromFallback(), r.body, r.Header.Get("Connection"), r.Proto)
+		}
+	}
+	c.send("GET /c HTTP/1.0\r\nHost: x\r\n\r\n")
+	if r := c.read("GET"); r.fromFallback() || r.body != "/c" {
+		t.Fatalf("fallback %v, body %q", r.fromFallback(), r.body)
+	}
+	c.expectClosed()
+	if n := ts.fast.Load(); n != 3 {
+		t.Errorf("Handler answered %d requests, want 3", n)
 	}
 }
