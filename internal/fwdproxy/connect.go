@@ -3,11 +3,12 @@ package fwdproxy
 import (
 	"context"
 	"errors"
-	"github.com/sekisho/sekisho/internal/tunnel"
 	"net/http"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/h1serve"
 	"github.com/sekisho/sekisho/internal/netacl"
+	"github.com/sekisho/sekisho/internal/tunnel"
 )
 
 // connect opens a tunnel (RFC 9110 §9.3.6): the target is checked (ports, then the name,
@@ -37,6 +38,7 @@ func (p *Proxy) connect(r *http.Request, ex *exchange) {
 		http.Error(ex.w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}
+	client = h1serve.Unwrap(client) // the socket itself, for splice(2)
 	ex.w.Status = http.StatusOK
 	client.SetDeadline(time.Now().Add(ex.st.DialTimeout))
 	_, err = client.Write([]byte("HTTP/1.1 200 Connection established\r\nVia: " + via(r.ProtoMajor, r.ProtoMinor, ex.st.Hostname) + "\r\n\r\n"))

@@ -667,3 +667,48 @@ func TestHelpers(t *testing.T) {
 		}
 	}
 }
+
+// A CONNECT tunnel between two TCP sockets moves its bytes by splice(2), also though the
+// listener's HTTP/1.1 server handed the connection to net/http.
+func TestConnectSplices(t *testing.T) {
+	origin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { origin.Close() })
+	go func() {
+		c, err := origin.Accept()
+		if err == nil {
+			io.Copy(c, c) // echo
+			c.Close()
+		}
+	}()
+	port := origin.Addr().(*net.TCPAddr).Port
+	h := newHarness(t, harnessConfig{opts: func(o *Options) { o.Rules.ConnectPorts = []int{port} }})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port, port)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", res, err)
+	}
+	io.WriteString(c, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	h.proxy.mu.Lock()
+	var kernel []bool
+	for tn := range h.proxy.tunnels {
+		kernel = append(kernel, tn.Kernel())
+	}
+	h.proxy.mu.Unlock()
+	if len(kernel) != 1 || !kernel[0] {
+		t.Errorf("tunnels in kernel mode: %v, want [true]", kernel)
+	}
+}

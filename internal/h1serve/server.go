@@ -57,6 +57,24 @@ type Server struct {
 	shutdown   bool
 	inShutdown atomic.Bool // shutdown, for responses to read without mu
 	dateStamp  atomic.Pointer[dateStamp]
+	readBufs   sync.Pool // *[]byte of initialBuf bytes: a connection's read buffer
+	writeBufs  sync.Pool // *[]byte of writeBuf bytes: a connection's write buffer
+}
+
+// getBuf returns a buffer of size bytes from pool, or a new one.
+func (s *Server) getBuf(pool *sync.Pool, size int) []byte {
+	if b, ok := pool.Get().(*[]byte); ok {
+		return (*b)[:size]
+	}
+	return make([]byte, size)
+}
+
+// putBuf gives b back to pool unless it grew past size.
+func (s *Server) putBuf(pool *sync.Pool, b []byte, size int) {
+	if cap(b) == size {
+		b = b[:0]
+		pool.Put(&b)
+	}
 }
 
 // dateStamp is a Date field value and the second it stands for.
@@ -350,6 +368,17 @@ func (c *replayConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// Unwrap returns the connection under c when c is one h1serve handed to net/http and the
+// bytes it had read ahead have all been read again: a handler that hijacked it (a CONNECT
+// tunnel) then works on the socket itself, splice(2) included. Any other c comes back as
+// it is.
+func Unwrap(c net.Conn) net.Conn {
+	if rc, ok := c.(*replayConn); ok && len(rc.pending) == 0 {
+		return rc.Conn
+	}
+	return c
 }
 
 // ReadFrom keeps sendfile(2) for net/http's responses on a handed-over connection.

@@ -119,6 +119,9 @@ func (t *Tunnel) Close() {
 // Idled reports whether the tunnel was closed for lack of traffic.
 func (t *Tunnel) Idled() bool { return t.idled.Load() }
 
+// Kernel reports whether the bytes move by splice(2), without a copy through the process.
+func (t *Tunnel) Kernel() bool { return t.kernel }
+
 // BufferPool lends copy buffers of one size; it also serves httputil.ReverseProxy.
 type BufferPool struct {
 	Size int
