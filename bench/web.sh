@@ -18,6 +18,12 @@
 #   PROXY_PORT=28091 SEKISHO_BIN (default: go build ./cmd/sekisho)
 #   SHARED_BENCH=<repo>/../shared/bench  KEEP_WORK=0
 # Needs root (the shared scripts install nginx, caddy, squid, tinyproxy, wrk, ab).
+#
+# To read the figures against what Go allows on the machine, run bench/goceiling (the least
+# a Go reverse proxy can do: net/http's parsers, no checks, no log unless -log) beside the
+# backend and point wrk at it in the same session:
+#   go run ./bench/goceiling -listen 127.0.0.1:28095 -backend 127.0.0.1:28080
+#   wrk -t2 -c64 -d10s http://127.0.0.1:28095/1k.bin
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
