@@ -1,31 +1,18 @@
 package tunnel
 
 import (
-	"io"
 	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// canSplice reports whether both ends are TCP sockets, so that each direction can be one
-// splice(2) loop and the idle timer can ask the kernel for the sockets' last activity.
+// canSplice reports whether both ends are TCP sockets, so that io.Copy between them uses
+// splice(2) and the idle timer can ask the kernel for the sockets' last activity.
 func canSplice(a, b net.Conn) bool {
 	_, okA := a.(*net.TCPConn)
 	_, okB := b.(*net.TCPConn)
 	return okA && okB && sinceData(a) != unknownQuiet && sinceData(b) != unknownQuiet
-}
-
-// splice moves src to dst inside the kernel until src ends (the half-close is passed on) or
-// either side fails or is closed.
-func (t *Tunnel) splice(dst, src net.Conn) int64 {
-	n, err := io.Copy(dst, src) // *net.TCPConn.ReadFrom(*net.TCPConn) splices
-	if err == nil {
-		dst.(*net.TCPConn).CloseWrite()
-	} else {
-		t.Close()
-	}
-	return n
 }
 
 // unknownQuiet is what sinceData answers when the kernel cannot tell: never idle.

@@ -56,10 +56,31 @@ func (t *Tunnel) Run() (up, down int64) {
 	return up, down
 }
 
+// pipe relays src to dst until src ends, then passes the half-close on; a failure on either
+// side closes the tunnel.
 func (t *Tunnel) pipe(dst, src net.Conn) int64 {
+	var n int64
+	var err error
 	if t.kernel {
-		return t.splice(dst, src)
+		n, err = io.Copy(dst, src) // *net.TCPConn.ReadFrom(*net.TCPConn) uses splice(2)
+	} else {
+		n, err = t.copy(dst, src)
 	}
+	if err != nil {
+		t.Close()
+		return n
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		t.Close()
+	}
+	return n
+}
+
+// copy moves src to dst through a pooled buffer, noting each chunk for the idle timer. It
+// returns nil when src ended (io.EOF).
+func (t *Tunnel) copy(dst, src net.Conn) (int64, error) {
 	buf := t.bufs.Get()
 	defer t.bufs.Put(buf)
 	var total int64
@@ -70,21 +91,14 @@ func (t *Tunnel) pipe(dst, src net.Conn) int64 {
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
 			if werr != nil {
-				t.Close()
-				return total
+				return total, werr
 			}
 		}
-		if err == io.EOF { // the source is done sending: pass the half-close on
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			} else {
-				t.Close()
-			}
-			return total
+		if err == io.EOF {
+			return total, nil
 		}
 		if err != nil {
-			t.Close()
-			return total
+			return total, err
 		}
 	}
 }
