@@ -130,7 +130,7 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	srv    *http.Server      // serves what fast hands over: CONNECT, bodies, upgrades
 	fast   *h1serve.Server   // serves the listeners; plain GETs and HEADs itself
-	rbufs  tunnel.BufferPool // response body copy buffers of the direct path
+	rbufs  tunnel.BufferPool // response body copy buffers, of ReverseProxy and the direct way
 
 	// base is the parent of every request context; cancelled when Shutdown gives up
 	// waiting, which ends forwarded requests and upgraded connections.
@@ -173,6 +173,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		auth:    pd.Auth,
 		tunnels: map[*tunnel.Tunnel]struct{}{},
 		bufs:    tunnel.BufferPool{Size: 64 << 10},
+		rbufs:   tunnel.BufferPool{Size: 32 << 10},
 		metrics: deps.Metrics.Proxy(metrics.ProxyHTTP),
 	}
 	if err := p.apply(opts); err != nil {
@@ -205,7 +206,7 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.originError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BufferPool:     &tunnel.BufferPool{Size: 32 << 10},
+		BufferPool:     &p.rbufs,
 	}
 	p.srv = &http.Server{
 		Handler:           p,
@@ -225,7 +226,6 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		AbsoluteForm:      true,
 		BaseContext:       p.base,
 	}
-	p.rbufs.Size = 32 << 10
 	return p, nil
 }
 

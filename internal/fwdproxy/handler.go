@@ -226,13 +226,9 @@ func (p *Proxy) forward(r *http.Request, ex *exchange) {
 // ReverseProxy path does (rewrite and modifyResponse), without ReverseProxy's per-request
 // clone, trace and context.
 func (p *Proxy) forwardDirect(r *http.Request, ex *exchange) {
-	out := r.WithContext(r.Context())
 	u := *r.URL
-	u.User = nil // never turned into an Authorization header
-	out.URL = &u
-	out.Body = nil
-	out.Close = false
-	out.Header = h1transport.OutHeader(r.Header) // Proxy-Authorization is hop-by-hop: gone
+	u.User = nil                         // never turned into an Authorization header
+	out := h1transport.OutRequest(r, &u) // Proxy-Authorization is hop-by-hop: gone
 	out.Header.Add("Via", via(r.ProtoMajor, r.ProtoMinor, ex.st.Hostname))
 	res, err := p.tr.RoundTrip(out)
 	if err != nil {

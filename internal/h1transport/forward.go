@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -22,13 +23,23 @@ var hopHeaders = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// Direct reports a request that a proxy may forward with OutHeader, RoundTrip and
+// Direct reports a request that a proxy may forward with OutRequest, RoundTrip and
 // WriteResponse: one RoundTrip takes itself once its URL is http (GET, HEAD or OPTIONS
 // without a body, no Upgrade, no Expect), whose query needs none of ReverseProxy's clean-up
 // (no ";").
 func Direct(r *http.Request) bool {
-	return Repeatable(r) && !strings.Contains(r.URL.RawQuery, ";") &&
-		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == ""
+	return plain(r) && !strings.Contains(r.URL.RawQuery, ";")
+}
+
+// OutRequest is the request a proxy sends on for r, which Direct accepts: a shallow copy
+// for u, without a body, asking to keep the connection, with OutHeader's header.
+func OutRequest(r *http.Request, u *url.URL) *http.Request {
+	out := r.WithContext(r.Context())
+	out.URL = u
+	out.Body = nil
+	out.Close = false
+	out.Header = OutHeader(r.Header)
+	return out
 }
 
 // OutHeader is the client's header as a proxy passes it on: a copy without the hop-by-hop

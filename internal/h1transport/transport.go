@@ -100,8 +100,13 @@ func Repeatable(r *http.Request) bool {
 
 // Takes reports whether RoundTrip handles r itself instead of passing it to Fallback.
 func Takes(r *http.Request) bool {
-	return Repeatable(r) && r.URL.Scheme == "http" && !r.Close &&
-		r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == ""
+	return plain(r) && r.URL.Scheme == "http" && !r.Close
+}
+
+// plain reports a request safe to repeat that asks for nothing of the connection: no
+// Upgrade, no Expect.
+func plain(r *http.Request) bool {
+	return Repeatable(r) && r.Header.Get("Upgrade") == "" && r.Header.Get("Expect") == ""
 }
 
 // RoundTrip sends r and returns the origin's response; see http.RoundTripper.

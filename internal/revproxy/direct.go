@@ -1,9 +1,8 @@
 package revproxy
 
 import (
-	"errors"
-	"net"
 	"net/http"
+	"net/http/httputil"
 
 	"github.com/sekisho/sekisho/internal/h1transport"
 )
@@ -11,35 +10,18 @@ import (
 // serveDirect forwards a request h1transport.Direct accepts as httputil.ReverseProxy with
 // rewrite would, header for header, but without ReverseProxy's per-request clone, client
 // trace and context: for the small GETs that make most of a site's traffic, those cost more
-// than the forwarding.
+// than the forwarding. h1transport takes every such request and answers a 101 with an error.
 func (rt *Route) serveDirect(w http.ResponseWriter, r *http.Request) {
-	out := r.WithContext(r.Context())
 	u := *r.URL
 	u.Scheme, u.Host = "http", "upstream" // failover picks the backend
-	out.URL = &u
-	out.Body = nil
-	out.Close = false
-	out.Header = h1transport.OutHeader(r.Header)
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		out.Header["X-Forwarded-For"] = []string{ip}
-	}
-	out.Header["X-Forwarded-Host"] = []string{r.Host}
-	if r.TLS != nil {
-		out.Header["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		out.Header["X-Forwarded-Proto"] = []string{"http"}
-	}
-
-	res, err := (&failover{route: rt}).RoundTrip(out)
+	out := h1transport.OutRequest(r, &u)
+	(&httputil.ProxyRequest{In: r, Out: out}).SetXForwarded() // as rewrite
+	res, err := rt.failover.RoundTrip(out)
 	if err != nil {
 		rt.serveError(w, r, err)
 		return
 	}
 	defer res.Body.Close()
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		rt.serveError(w, r, errors.New("switching protocols without an upgrade request"))
-		return
-	}
 	h1transport.RemoveHopByHop(res.Header)
 	buf := rt.buffers.Get()
 	defer rt.buffers.Put(buf)

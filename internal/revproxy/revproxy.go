@@ -93,6 +93,7 @@ type Route struct {
 	policy    selector
 	proxy     *httputil.ReverseProxy
 	transport *h1transport.Transport
+	failover  *failover // the proxy's RoundTripper: picks the backend of each attempt
 	buffers   *tunnel.BufferPool
 	checker   *http.Client
 
@@ -182,9 +183,10 @@ func New(opts Options, deps Deps) (*Route, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	rt.buffers = &tunnel.BufferPool{Size: copyBufferSize}
+	rt.failover = &failover{route: rt}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
-		Transport:    &failover{route: rt},
+		Transport:    rt.failover,
 		BufferPool:   rt.buffers,
 		ErrorHandler: rt.serveError,
 		ErrorLog:     slog.NewLogLogger(deps.Logger.Handler(), slog.LevelDebug),
