@@ -240,7 +240,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 	}
 	hasCL := w.length >= 0
 	// As net/http with keep-alives off, a response during Shutdown says the connection ends.
-	keepAlive := !w.c.srv.inShutdown.Load()
+	keepAlive := !w.c.srv.shutdown.Load()
 	http11 := w.req.ProtoMinor == 1
 	if wants10KeepAlive(w.req) && (isHead || hasCL || !bodyAllowed(code)) {
 		// An HTTP/1.0 client that asked to keep the connection, and a body whose end it

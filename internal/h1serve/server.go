@@ -49,20 +49,18 @@ type Server struct {
 	// BaseContext is the parent of every request's context; nil: context.Background().
 	BaseContext context.Context
 
-	mu         sync.Mutex
-	conns      map[*conn]struct{}
-	lns        []net.Listener
-	handoff    *chanListener
-	fbDone     chan struct{} // closed when Fallback.Serve returned
-	shutdown   bool
-	inShutdown atomic.Bool // shutdown, for responses to read without mu
-	dateStamp  atomic.Pointer[dateStamp]
-	readBufs   sync.Pool // *[]byte of initialBuf bytes: a connection's read buffer
-	writeBufs  sync.Pool // *[]byte of writeBuf bytes: a connection's write buffer
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	lns       []net.Listener
+	handoff   *chanListener
+	shutdown  atomic.Bool // Shutdown was called; set under mu, read anywhere
+	dateStamp atomic.Pointer[dateStamp]
+	readBufs  sync.Pool // *[]byte of initialBuf bytes: a connection's read buffer
+	writeBufs sync.Pool // *[]byte of writeBuf bytes: a connection's write buffer
 }
 
 // getBuf returns a buffer of size bytes from pool, or a new one.
-func (s *Server) getBuf(pool *sync.Pool, size int) []byte {
+func getBuf(pool *sync.Pool, size int) []byte {
 	if b, ok := pool.Get().(*[]byte); ok {
 		return (*b)[:size]
 	}
@@ -70,7 +68,7 @@ func (s *Server) getBuf(pool *sync.Pool, size int) []byte {
 }
 
 // putBuf gives b back to pool unless it grew past size.
-func (s *Server) putBuf(pool *sync.Pool, b []byte, size int) {
+func putBuf(pool *sync.Pool, b []byte, size int) {
 	if cap(b) == size {
 		b = b[:0]
 		pool.Put(&b)
@@ -102,7 +100,7 @@ const defaultMaxHeaderBytes = 1 << 20
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
-	if s.shutdown {
+	if s.shutdown.Load() {
 		s.mu.Unlock()
 		l.Close()
 		return ErrServerClosed
@@ -112,11 +110,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	if s.handoff == nil {
 		s.handoff = newChanListener(l.Addr())
-		s.fbDone = make(chan struct{})
-		go func() {
-			s.Fallback.Serve(s.handoff)
-			close(s.fbDone)
-		}()
+		go s.Fallback.Serve(s.handoff)
 	}
 	s.lns = append(s.lns, l)
 	s.mu.Unlock()
@@ -151,18 +145,13 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-func (s *Server) closing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutdown
-}
+func (s *Server) closing() bool { return s.shutdown.Load() }
 
 // Shutdown stops accepting, closes idle connections, lets requests in progress finish until
 // ctx ends (then closes their connections), and shuts Fallback down the same way.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.shutdown = true
-	s.inShutdown.Store(true)
+	s.shutdown.Store(true)
 	for _, l := range s.lns {
 		l.Close()
 	}
@@ -216,7 +205,7 @@ func (s *Server) closeAll() {
 func (s *Server) newConn(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown {
+	if s.shutdown.Load() {
 		return nil
 	}
 	c := &conn{srv: s, nc: nc, idle: true, fresh: true, accepted: time.Now(), remote: nc.RemoteAddr().String()}
@@ -233,7 +222,7 @@ func (s *Server) setIdle(c *conn, idle bool) bool {
 	if !idle {
 		c.fresh = false
 	}
-	return !(s.shutdown && c.closable())
+	return !(s.shutdown.Load() && c.closable())
 }
 
 // newConnGrace is how long Shutdown leaves a new connection for its first request, as
