@@ -226,7 +226,7 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	if d := c.srv.WriteTimeout; d > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
-	w := &response{c: c, req: req, header: make(http.Header), wantsClose: req.Close}
+	w := &response{c: c, req: req, header: make(http.Header)}
 	c.srv.Handler.ServeHTTP(w, req)
 	if err := w.finish(); err != nil {
 		return false

@@ -25,7 +25,6 @@ type response struct {
 	sent       http.Header // the header as at WriteHeader, which the head is written from
 	status     int         // 0 until WriteHeader
 	wroteHead  bool
-	wantsClose bool // the client sent Connection: close
 	closeAfter bool
 	chunked    bool
 	noBody     bool  // HEAD, or a status without a body
@@ -34,11 +33,6 @@ type response struct {
 	pending    []byte
 	trailers   []string // declared with the Trailer header
 }
-
-var (
-	errBodyNotAllowed = http.ErrBodyNotAllowed
-	errTooLong        = http.ErrContentLength
-)
 
 // Header implements http.ResponseWriter.
 func (w *response) Header() http.Header { return w.header }
@@ -75,10 +69,10 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	if !w.wroteHead {
 		if !bodyAllowed(w.status) {
-			return 0, errBodyNotAllowed
+			return 0, http.ErrBodyNotAllowed
 		}
 		if w.length >= 0 && int64(len(w.pending)+len(p)) > w.length {
-			return 0, errTooLong
+			return 0, http.ErrContentLength
 		}
 		if len(w.pending)+len(p) <= bufferBeforeHead {
 			w.pending = append(w.pending, p...)
@@ -92,10 +86,10 @@ func (w *response) Write(p []byte) (int, error) {
 		if w.req.Method == http.MethodHead && bodyAllowed(w.status) {
 			return len(p), nil
 		}
-		return 0, errBodyNotAllowed
+		return 0, http.ErrBodyNotAllowed
 	}
 	if w.length >= 0 && w.written+int64(len(p)) > w.length {
-		return 0, errTooLong
+		return 0, http.ErrContentLength
 	}
 	w.written += int64(len(p))
 	bw := w.c.bw
@@ -122,22 +116,19 @@ const sniffLen = 512
 // to the connection when the body has a Content-Length; chunked and bodiless responses copy
 // through Write.
 func (w *response) ReadFrom(src io.Reader) (int64, error) {
-	buf := make([]byte, sniffLen)
-	n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, sniffLen), buf)
-	if err != nil || n < sniffLen {
+	n, err := io.CopyN(writerOnly{w}, src, sniffLen)
+	if err == io.EOF {
+		return n, nil
+	}
+	if err != nil {
 		return n, err
 	}
-	if !w.wroteHead {
-		if w.status == 0 {
-			w.WriteHeader(http.StatusOK)
-		}
-		if err := w.writeHead(nil, false); err != nil {
-			return n, err
-		}
+	if err := w.startBody(); err != nil {
+		return n, err
 	}
 	rf, ok := w.c.nc.(io.ReaderFrom)
 	if w.chunked || w.noBody || w.length < 0 || !ok {
-		m, err := io.CopyBuffer(writerOnly{w}, src, make([]byte, 32<<10))
+		m, err := io.Copy(writerOnly{w}, src)
 		return n + m, err
 	}
 	if err := w.c.bw.Flush(); err != nil {
@@ -155,7 +146,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 		// More than the Content-Length is an error, as Write says.
 		var one [1]byte
 		if k, _ := io.ReadFull(src, one[:]); k > 0 {
-			return n, errTooLong
+			return n, http.ErrContentLength
 		}
 	}
 	return n, nil
@@ -166,15 +157,20 @@ type writerOnly struct{ io.Writer }
 
 // Flush implements http.Flusher.
 func (w *response) Flush() {
-	if !w.wroteHead {
-		if w.status == 0 {
-			w.WriteHeader(http.StatusOK)
-		}
-		if w.writeHead(nil, false) != nil {
-			return
-		}
+	if w.startBody() == nil {
+		w.c.bw.Flush()
 	}
-	w.c.bw.Flush()
+}
+
+// startBody writes the head, with a 200 status if the handler set none, unless it is out.
+func (w *response) startBody() error {
+	if w.wroteHead {
+		return nil
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.writeHead(nil, false)
 }
 
 // finish ends the response after the handler returned.
@@ -248,7 +244,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 		if _, ok := h["Connection"]; !ok {
 			connection = "keep-alive"
 		}
-	} else if !http11 || w.wantsClose {
+	} else if !http11 || w.req.Close {
 		w.closeAfter = true
 	}
 	if first(h, "Connection") == "close" || !keepAlive {
@@ -318,7 +314,7 @@ func (w *response) writeHead(p []byte, done bool) error {
 		p := w.pending
 		w.pending = nil
 		if w.noBody && !(isHead && bodyAllowed(code)) {
-			return errBodyNotAllowed
+			return http.ErrBodyNotAllowed
 		}
 		if _, err := w.Write(p); err != nil {
 			return err
