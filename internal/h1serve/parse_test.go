@@ -43,14 +43,14 @@ func TestTakes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReadRequest: %v", err)
 			}
-			if got := Takes(req); got != tt.want {
-				t.Errorf("Takes = %v, want %v", got, tt.want)
+			if got := takes(req, false); got != tt.want {
+				t.Errorf("takes = %v, want %v", got, tt.want)
 			}
 		})
 	}
 }
 
-// Takes refuses what http.ReadRequest cannot produce but a caller could.
+// takes refuses what http.ReadRequest cannot produce but a caller could.
 func TestTakesBuiltRequests(t *testing.T) {
 	base := func() *http.Request {
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
@@ -59,7 +59,7 @@ func TestTakesBuiltRequests(t *testing.T) {
 		}
 		return req
 	}
-	if !Takes(base()) {
+	if !takes(base(), false) {
 		t.Fatal("the base request is refused")
 	}
 	tests := []struct {
@@ -79,7 +79,7 @@ func TestTakesBuiltRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := base()
 			tt.change(r)
-			if Takes(r) {
+			if takes(r, false) {
 				t.Error("taken")
 			}
 		})

@@ -255,14 +255,12 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.ReadHeaderTimeout
 }
 
-// Takes reports whether r, as read by http.ReadRequest, is served here: GET or HEAD over
-// HTTP/1.1 without a body, Upgrade or Expect, the target in origin form ("/path"), exactly
-// one valid Host and only valid header fields (what net/http's server checks before it
-// calls a handler). Requests in absolute form, which only proxy probes send to a web
-// server, go to net/http.
-func Takes(r *http.Request) bool { return takes(r, false) }
-
-// takes is Takes, with targets in absolute form taken when absolute is true.
+// takes reports whether r, as read by http.ReadRequest, is served here: GET or HEAD over
+// HTTP/1.1 or HTTP/1.0 without a body, Upgrade or Expect, the target in origin form
+// ("/path"), or in absolute form when absolute is true (a forward proxy's listener, and the
+// head has a Host field), a valid Host, and only valid header fields (what net/http's
+// server checks before it calls a handler). On a web listener, absolute form is a proxy
+// probe: net/http and the handler's guard answer it.
 func takes(r *http.Request, absolute bool) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.ProtoMajor != 1 || r.ProtoMinor > 1 {
 		return false
