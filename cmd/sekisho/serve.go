@@ -31,9 +31,10 @@ const (
 // with other processes (the mail server, the load) a P whose thread sits in a long write(2)
 // or was descheduled holds up the goroutines queued on it; more Ps than cores let the
 // kernel run the rest. On 2 cores with wrk and nginx beside it: reverse proxy 1 KB +21%,
-// 64 KB +6% with its p99 from 26 to 11 ms, forward proxy +12%; SMTP throughput unchanged
-// (at about 10% more CPU per message: idle Ps cost thread wake-ups). Under a CPU
-// quota (Go's default then is below the CPU count) more Ps would only spend the quota
+// 64 KB +6% with its p99 from 26 to 11 ms, forward proxy +12%; 8 Ps against 4 gave the
+// reverse proxy 16–34% more. SMTP pays for it: with 2 Ps it passed 1–40% more messages
+// (noisy; idle Ps cost thread wake-ups), yet it stays above its 0.5× target with 8. Under a
+// CPU quota (Go's default then is below the CPU count) more Ps would only spend the quota
 // sooner, so the default stays.
 const minProcs = 8
 

@@ -64,13 +64,13 @@ func (c *conn) serve() {
 	defer cancel()
 	ctx = context.WithValue(ctx, http.ServerContextKey, c.srv.Fallback)
 	c.ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
-	c.buf = getBuf(&c.srv.readBufs, initialBuf)
-	c.bw = &outBuf{nc: c.nc, b: getBuf(&c.srv.writeBufs, writeBuf)[:0]}
+	c.buf = c.srv.readBufs.Get()
+	c.bw = &outBuf{nc: c.nc, b: c.srv.writeBufs.Get()[:0]}
 	defer func() {
 		// Back for the next connection: nothing refers to them now (a hand-over copied
-		// the bytes it needs).
-		putBuf(&c.srv.readBufs, c.buf, initialBuf)
-		putBuf(&c.srv.writeBufs, c.bw.b, writeBuf)
+		// the bytes it needs); a buffer that grew is dropped.
+		c.srv.readBufs.Put(c.buf)
+		c.srv.writeBufs.Put(c.bw.b)
 	}()
 	first := true
 	for {

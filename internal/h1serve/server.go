@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sekisho/sekisho/internal/tunnel"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -55,24 +56,8 @@ type Server struct {
 	handoff   *chanListener
 	shutdown  atomic.Bool // Shutdown was called; set under mu, read anywhere
 	dateStamp atomic.Pointer[dateStamp]
-	readBufs  sync.Pool // *[]byte of initialBuf bytes: a connection's read buffer
-	writeBufs sync.Pool // *[]byte of writeBuf bytes: a connection's write buffer
-}
-
-// getBuf returns a buffer of size bytes from pool, or a new one.
-func getBuf(pool *sync.Pool, size int) []byte {
-	if b, ok := pool.Get().(*[]byte); ok {
-		return (*b)[:size]
-	}
-	return make([]byte, size)
-}
-
-// putBuf gives b back to pool unless it grew past size.
-func putBuf(pool *sync.Pool, b []byte, size int) {
-	if cap(b) == size {
-		b = b[:0]
-		pool.Put(&b)
-	}
+	readBufs  tunnel.BufferPool // connections' read buffers, initialBuf bytes
+	writeBufs tunnel.BufferPool // connections' write buffers, writeBuf bytes
 }
 
 // dateStamp is a Date field value and the second it stands for.
@@ -107,6 +92,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
+		s.readBufs.Size, s.writeBufs.Size = initialBuf, writeBuf
 	}
 	if s.handoff == nil {
 		s.handoff = newChanListener(l.Addr())

@@ -136,7 +136,8 @@ func (t *Tunnel) Idled() bool { return t.idled.Load() }
 // Kernel reports whether the bytes move by splice(2), without a copy through the process.
 func (t *Tunnel) Kernel() bool { return t.kernel }
 
-// BufferPool lends copy buffers of one size; it also serves httputil.ReverseProxy.
+// BufferPool lends buffers of one size: copy buffers of the tunnels, of httputil.ReverseProxy
+// and of the direct forwarding, and h1serve's connection buffers.
 type BufferPool struct {
 	Size int
 	pool sync.Pool
@@ -150,5 +151,11 @@ func (b *BufferPool) Get() []byte {
 	return make([]byte, b.Size)
 }
 
-// Put gives a buffer back.
-func (b *BufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+// Put gives a buffer back; one that grew or shrank past Size is dropped.
+func (b *BufferPool) Put(buf []byte) {
+	if cap(buf) != b.Size {
+		return
+	}
+	buf = buf[:b.Size]
+	b.pool.Put(&buf)
+}

@@ -123,3 +123,17 @@ func TestCloseEndsRun(t *testing.T) {
 		t.Error("Idled after Close")
 	}
 }
+
+// A buffer that grew, or was cut short, does not come back from the pool at the wrong size.
+func TestBufferPoolKeepsItsSize(t *testing.T) {
+	p := &BufferPool{Size: 16}
+	b := p.Get()
+	p.Put(append(b, make([]byte, 100)...)) // grown: dropped
+	p.Put(make([]byte, 8))                 // another size: dropped
+	p.Put(b[:4])                           // shortened: back at Size
+	for range 3 {
+		if got := p.Get(); len(got) != 16 || cap(got) != 16 {
+			t.Fatalf("Get: len %d cap %d, want 16", len(got), cap(got))
+		}
+	}
+}
