@@ -216,16 +216,9 @@ func New(opts Options, deps Deps) (*Proxy, error) {
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return p.base },
 	}
-	p.fast = &h1serve.Server{
-		Handler:           p,
-		Fallback:          p.srv,
-		MaxHeaderBytes:    opts.MaxHeaderBytes,
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		IdleTimeout:       opts.ClientIdleTimeout,
-		Logger:            p.log,
-		AbsoluteForm:      true,
-		BaseContext:       p.base,
-	}
+	p.fast = h1serve.For(p.srv, p.log)
+	p.fast.AbsoluteForm = true
+	p.fast.BaseContext = p.base
 	return p, nil
 }
 

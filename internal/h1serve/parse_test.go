@@ -200,3 +200,14 @@ func TestHasHostField(t *testing.T) {
 		}
 	}
 }
+
+// For holds both paths to the fallback's handler, limits and timeouts.
+func TestFor(t *testing.T) {
+	fb := &http.Server{Handler: http.NotFoundHandler(), MaxHeaderBytes: 1234,
+		ReadHeaderTimeout: 1, IdleTimeout: 2, WriteTimeout: 3}
+	s := For(fb, nil)
+	if s.Fallback != fb || s.Handler == nil || s.MaxHeaderBytes != 1234 ||
+		s.ReadHeaderTimeout != 1 || s.IdleTimeout != 2 || s.WriteTimeout != 3 {
+		t.Errorf("For: %+v", s)
+	}
+}

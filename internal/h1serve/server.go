@@ -60,6 +60,20 @@ type Server struct {
 	writeBufs tunnel.BufferPool // connections' write buffers, writeBuf bytes
 }
 
+// For returns a Server in front of fallback with its handler, limits and timeouts, so that
+// a connection is held to the same ones on either path; log gets handler panics.
+func For(fallback *http.Server, log *slog.Logger) *Server {
+	return &Server{
+		Handler:           fallback.Handler,
+		Fallback:          fallback,
+		MaxHeaderBytes:    fallback.MaxHeaderBytes,
+		ReadHeaderTimeout: fallback.ReadHeaderTimeout,
+		IdleTimeout:       fallback.IdleTimeout,
+		WriteTimeout:      fallback.WriteTimeout,
+		Logger:            log,
+	}
+}
+
 // dateStamp is a Date field value and the second it stands for.
 type dateStamp struct {
 	unix  int64

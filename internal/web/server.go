@@ -349,15 +349,7 @@ func (s *Server) Run() error {
 	}
 	for _, l := range s.plain {
 		srv := s.newHTTPServer(s.plainHandler())
-		fast := &h1serve.Server{
-			Handler:           srv.Handler,
-			Fallback:          srv,
-			MaxHeaderBytes:    srv.MaxHeaderBytes,
-			ReadHeaderTimeout: srv.ReadHeaderTimeout,
-			IdleTimeout:       srv.IdleTimeout,
-			WriteTimeout:      srv.WriteTimeout,
-			Logger:            s.log,
-		}
+		fast := h1serve.For(srv, s.log)
 		s.served = append(s.served, servedListener{fast, srv})
 		s.log.Info("web listening", "address", l.Addr().String(), "tls", false)
 		wg.Go(func() { errc <- fast.Serve(l) })
