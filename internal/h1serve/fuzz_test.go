@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ var fuzzHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	n, err := io.Copy(io.Discard, r.Body)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %q %s host=%q close=%v cl=%d te=%q\n", r.Method, r.RequestURI, r.Proto, r.Host, r.Close, r.ContentLength, r.TransferEncoding)
-	keys := make([]string, 0, len(r.Header))
-	for k := range r.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s: %q\n", k, r.Header[k])
-	}
+	writeFieldsSorted(&b, r.Header, "%s: %q\n")
 	fmt.Fprintf(&b, "body=%d err=%v\n", n, err)
 	path := r.URL.Path
 	if strings.Contains(path, "html") {

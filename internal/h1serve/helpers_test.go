@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -175,17 +176,17 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s\nhost=%s\n", r.Method, r.RequestURI, r.Proto, r.Host)
-	keys := make([]string, 0, len(r.Header))
-	for k := range r.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%q\n", k, r.Header[k])
-	}
+	writeFieldsSorted(&b, r.Header, "%s=%q\n")
 	fmt.Fprintf(&b, "body=%q err=%v\n", body, err)
 	w.Write([]byte(b.String()))
 })
+
+// writeFieldsSorted writes each field of h with format (name, values), names sorted.
+func writeFieldsSorted(b *strings.Builder, h http.Header, format string) {
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		fmt.Fprintf(b, format, k, h[k])
+	}
+}
 
 // pathHandler answers the request's path.
 var pathHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -253,6 +253,12 @@ func (c *client) readHead(method string) (head string, r reply, err error) {
 
 func TestFraming(t *testing.T) {
 	big := strings.Repeat("0123456789abcdef", 200) // 3200 bytes
+	// wantABC checks the three bytes a Content-Length of 3 lets through.
+	wantABC := func(t *testing.T, r reply, head string) {
+		if r.ContentLength != 3 || r.body != "abc" {
+			t.Errorf("CL %d %q", r.ContentLength, r.body)
+		}
+	}
 	tests := []framingCase{
 		{
 			name: "handler Content-Length",
@@ -562,11 +568,7 @@ func TestFraming(t *testing.T) {
 				}
 				io.WriteString(w, "abc")
 			},
-			check: func(t *testing.T, r reply, head string) {
-				if r.ContentLength != 3 || r.body != "abc" {
-					t.Errorf("CL %d %q", r.ContentLength, r.body)
-				}
-			},
+			check: wantABC,
 		},
 		{
 			name: "more than the Content-Length, held back",
@@ -581,11 +583,7 @@ func TestFraming(t *testing.T) {
 				}
 				io.WriteString(w, "c")
 			},
-			check: func(t *testing.T, r reply, head string) {
-				if r.ContentLength != 3 || r.body != "abc" {
-					t.Errorf("CL %d %q", r.ContentLength, r.body)
-				}
-			},
+			check: wantABC,
 		},
 		{
 			name: "header changed after WriteHeader",
